@@ -1,0 +1,318 @@
+"""The typed TrainingJob: parse a custom resource dict into frozen dataclasses, defaulted and validated.
+
+Decides: which TrainingJobs are acceptable, with every problem named by its field path, and what each field means
+once defaulted. The CRD's openAPIV3Schema (:mod:`kubetune.api.crd`) is the source of the types, bounds and defaults;
+the cross-field rules below mirror its ``x-kubernetes-validations`` one for one (a test holds them together).
+
+Pure: imports the standard library, PyYAML and the sibling API modules only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kubetune.api import crd
+from kubetune.api.schema import Problem, apply_defaults, validate
+
+Family = Literal["mlp", "cnn", "transformer"]
+Dataset = Literal["digits", "mnist5k", "synthetic"]
+Mode = Literal["data", "model"]
+Backend = Literal["auto", "nccl", "gloo"]
+Optimizer = Literal["sgd", "adam"]
+Precision = Literal["fp32", "bf16"]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Pod names are <job>-w<rank>-a<attempt>; keep them within the 63-character DNS label limit.
+MAX_NAME_LENGTH = 45
+
+
+class SpecError(ValueError):
+    """A TrainingJob that cannot be accepted; ``problems`` names every field at fault."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class Model:
+    family: Family
+    depth: int
+    width: int
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Trainer:
+    model: Model | None
+    dataset: Dataset
+    precision: Precision
+    compile: bool
+    image: str | None
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: tuple[EnvVar, ...]
+
+    @property
+    def builtin(self) -> bool:
+        """True for the built-in trainer, False for bring-your-own."""
+        return self.model is not None
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    learning_rate: float
+    batch_size: int
+    momentum: float
+    weight_decay: float
+    optimizer: Optimizer
+    epochs: int
+    steps: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    mode: Mode
+    workers: int
+    gpus_per_worker: int
+    backend: Backend
+    microbatches: int
+    timeout_seconds: int
+
+    @property
+    def resolved_backend(self) -> Literal["nccl", "gloo"]:
+        """The backend actually used: auto means nccl with GPUs, gloo without."""
+        if self.backend == "auto":
+            return "nccl" if self.gpus_per_worker > 0 else "gloo"
+        return self.backend
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str | None
+    operator: str | None
+    value: str | None
+    effect: str | None
+    toleration_seconds: int | None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    every_steps: int
+    every_seconds: int
+    keep: int
+    path: str
+    persistent_volume_claim: str | None
+
+
+@dataclass(frozen=True)
+class Tracking:
+    enabled: bool
+    experiment: str | None
+    tracking_uri: str | None
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    trainer: Trainer
+    hyperparameters: Hyperparameters
+    parallelism: Parallelism
+    image: str
+    resources: Mapping[str, Mapping[str, int | str]]
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Toleration, ...]
+    affinity: Mapping[str, Any] | None
+    checkpoint: Checkpoint
+    tracking: Tracking
+    backoff_limit: int
+    active_deadline_seconds: int | None
+    suspend: bool
+    queue_name: str | None
+
+    @property
+    def worker_image(self) -> str:
+        """The image every worker runs: the bring-your-own image if set, else the built-in trainer's."""
+        return self.trainer.image or self.image
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """A parsed, defaulted and valid TrainingJob."""
+
+    name: str
+    namespace: str
+    generation: int
+    uid: str | None
+    spec: TrainingJobSpec
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The defaulted custom resource (apiVersion, kind, metadata, spec), for round trips.
+    manifest: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# --- cross-field rules: one per x-kubernetes-validations message in the CRD -----------------------------------------
+
+Rule = Callable[[Mapping[str, Any]], bool]
+
+CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
+    "exactly one of trainer.model (built-in trainer) or trainer.command (bring-your-own) must be set": (
+        "spec.trainer",
+        lambda spec: ("model" in spec["trainer"]) != ("command" in spec["trainer"]),
+    ),
+    "hyperparameters.batchSize must be a multiple of parallelism.workers in data-parallel mode": (
+        "spec.hyperparameters.batchSize",
+        lambda spec: spec["parallelism"]["mode"] != "data"
+        or spec["hyperparameters"]["batchSize"] % spec["parallelism"]["workers"] == 0,
+    ),
+    "parallelism.backend nccl needs parallelism.gpusPerWorker >= 1": (
+        "spec.parallelism.backend",
+        lambda spec: spec["parallelism"]["backend"] != "nccl" or spec["parallelism"]["gpusPerWorker"] > 0,
+    ),
+    "parallelism.workers must not exceed trainer.model.depth + 1 stages in model-parallel mode": (
+        "spec.parallelism.workers",
+        lambda spec: spec["parallelism"]["mode"] != "model"
+        or "model" not in spec["trainer"]
+        or spec["trainer"]["model"]["depth"] + 1 >= spec["parallelism"]["workers"],
+    ),
+}
+
+
+def _cross_field_problems(spec: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for message, (path, holds) in CROSS_FIELD_RULES.items():
+        if not holds(spec):
+            problems.append(Problem(path, message))
+    return problems
+
+
+def _metadata_problems(metadata: Any) -> list[Problem]:
+    if not isinstance(metadata, dict):
+        return [Problem("metadata", "must be an object with a name")]
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        return [Problem("metadata.name", "required field is missing")]
+    if not _DNS_LABEL.match(name):
+        return [Problem("metadata.name", f"must be a DNS label (lower-case letters, digits, '-'), got {name!r}")]
+    if len(name) > MAX_NAME_LENGTH:
+        return [Problem("metadata.name", f"must have at most {MAX_NAME_LENGTH} characters, got {len(name)}")]
+    return []
+
+
+# --- parsing ----------------------------------------------------------------------------------------------------------
+
+
+def parse(obj: Any, *, require_metadata: bool = True) -> TrainingJob:
+    """Default, validate and type a TrainingJob custom resource; raises :class:`SpecError` naming every problem."""
+    if not isinstance(obj, dict):
+        raise SpecError([Problem("", f"a TrainingJob must be a mapping, got {type(obj).__name__}")])
+    problems: list[Problem] = []
+    if obj.get("apiVersion") != crd.API_VERSION:
+        problems.append(Problem("apiVersion", f"must be {crd.API_VERSION!r}, got {obj.get('apiVersion')!r}"))
+    if obj.get("kind") != crd.KIND:
+        problems.append(Problem("kind", f"must be {crd.KIND!r}, got {obj.get('kind')!r}"))
+    if require_metadata:
+        problems += _metadata_problems(obj.get("metadata"))
+    body = {key: value for key, value in obj.items() if key != "status"}
+    defaulted = apply_defaults(body, crd.schema())
+    problems += validate(defaulted, crd.schema())
+    if problems:
+        raise SpecError(problems)
+    problems = _cross_field_problems(defaulted["spec"])
+    if problems:
+        raise SpecError(problems)
+    metadata = defaulted.get("metadata") or {}
+    return TrainingJob(
+        name=metadata.get("name", ""),
+        namespace=metadata.get("namespace") or "default",
+        generation=int(metadata.get("generation") or 1),
+        uid=metadata.get("uid"),
+        spec=_spec(defaulted["spec"]),
+        labels=dict(metadata.get("labels") or {}),
+        manifest=defaulted,
+    )
+
+
+def load(path: str | Path) -> TrainingJob:
+    """Parse the single TrainingJob in a YAML file; problems with the file itself are SpecErrors too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise SpecError([Problem("", f"cannot read {path}: {error.strerror}")]) from None
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as error:
+        raise SpecError([Problem("", f"{path} is not valid YAML: {error}")]) from None
+    if len(documents) != 1:
+        raise SpecError([Problem("", f"{path} must hold exactly one TrainingJob, found {len(documents)} documents")])
+    return parse(documents[0])
+
+
+def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
+    trainer, hyper, par = spec["trainer"], spec["hyperparameters"], spec["parallelism"]
+    ckpt, tracking = spec["checkpoint"], spec["tracking"]
+    model = trainer.get("model")
+    return TrainingJobSpec(
+        trainer=Trainer(
+            model=Model(model["family"], model["depth"], model["width"]) if model else None,
+            dataset=trainer["dataset"],
+            precision=trainer["precision"],
+            compile=trainer["compile"],
+            image=trainer.get("image"),
+            command=tuple(trainer.get("command", ())),
+            args=tuple(trainer.get("args", ())),
+            env=tuple(EnvVar(item["name"], item["value"]) for item in trainer.get("env", ())),
+        ),
+        hyperparameters=Hyperparameters(
+            learning_rate=float(hyper["learningRate"]),
+            batch_size=int(hyper["batchSize"]),
+            momentum=float(hyper["momentum"]),
+            weight_decay=float(hyper["weightDecay"]),
+            optimizer=hyper["optimizer"],
+            epochs=int(hyper["epochs"]),
+            steps=int(hyper["steps"]),
+            seed=int(hyper["seed"]),
+        ),
+        parallelism=Parallelism(
+            mode=par["mode"],
+            workers=int(par["workers"]),
+            gpus_per_worker=int(par["gpusPerWorker"]),
+            backend=par["backend"],
+            microbatches=int(par["microbatches"]),
+            timeout_seconds=int(par["timeoutSeconds"]),
+        ),
+        image=spec["image"],
+        resources={kind: dict(values) for kind, values in (spec.get("resources") or {}).items()},
+        node_selector=dict(spec.get("nodeSelector") or {}),
+        tolerations=tuple(
+            Toleration(t.get("key"), t.get("operator"), t.get("value"), t.get("effect"), t.get("tolerationSeconds"))
+            for t in spec.get("tolerations", ())
+        ),
+        affinity=spec.get("affinity"),
+        checkpoint=Checkpoint(
+            every_steps=int(ckpt["everySteps"]),
+            every_seconds=int(ckpt["everySeconds"]),
+            keep=int(ckpt["keep"]),
+            path=ckpt["path"],
+            persistent_volume_claim=ckpt.get("persistentVolumeClaim"),
+        ),
+        tracking=Tracking(
+            enabled=bool(tracking["enabled"]),
+            experiment=tracking.get("experiment"),
+            tracking_uri=tracking.get("trackingUri"),
+        ),
+        backoff_limit=int(spec["backoffLimit"]),
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+        suspend=bool(spec["suspend"]),
+        queue_name=spec.get("queueName"),
+    )

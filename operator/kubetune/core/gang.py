@@ -1,0 +1,377 @@
+"""The gang policy of a TrainingJob: ``plan(job, observed, now) -> Plan``.
+
+Decides, from scratch on every call (level-triggered), what the job's workers should be and what its status says:
+create the missing ranks of the current attempt; when a rank fails, tear the gang down and start attempt+1 from the
+last checkpoint (counted against ``backoffLimit``); when a rank is preempted or lost, do the same without counting;
+when a rank diverges or is misconfigured, fail at once; succeed when every rank has succeeded. A new attempt starts
+only once every worker of the old one is gone, so that the old gang's SIGTERM checkpoint is the one resumed.
+Terminal phases never un-terminate.
+
+The plan never sleeps and never does I/O; ``now`` is given. Imports only the standard library and kubetune.api /
+kubetune.core (no kopf, kubernetes, optuna, mlflow: an import-linter contract holds this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubetune.api import Problem, TrainingJob
+from kubetune.core.actions import Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
+from kubetune.core.conditions import (
+    Condition,
+    ConditionType,
+    Phase,
+    Reason,
+    bounded,
+    for_phase,
+    set_condition,
+)
+from kubetune.core.observed import Observed, WorkerObservation
+from kubetune.core.outcomes import Outcome, classify, describe
+
+MAX_WORKER_SUMMARIES = 32
+MAX_METRICS = 32
+# Status keys that belong to the shells (for example the MLflow run), carried over untouched.
+PASSTHROUGH_KEYS = ("mlflow",)
+
+
+def timestamp(now: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes times."""
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Draft:
+    """The status being built, with the previous one's counters."""
+
+    phase: Phase
+    attempt: int
+    restarts: int
+    preemptions: int
+    start_time: str | None
+    completion_time: str | None
+    conditions: tuple[Condition, ...]
+    message: str
+    last_checkpoint: dict[str, Any] | None
+    final_metrics: dict[str, float]
+    passthrough: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any]) -> _Draft:
+        try:
+            phase = Phase(status.get("phase", Phase.PENDING))
+        except ValueError:
+            phase = Phase.PENDING
+        return cls(
+            phase=phase,
+            attempt=int(status.get("attempt", 0)),
+            restarts=int(status.get("restarts", 0)),
+            preemptions=int(status.get("preemptions", 0)),
+            start_time=status.get("startTime"),
+            completion_time=status.get("completionTime"),
+            conditions=tuple(Condition.from_dict(c) for c in status.get("conditions", ())),
+            message=str(status.get("message", "")),
+            last_checkpoint=dict(status["lastCheckpoint"]) if status.get("lastCheckpoint") else None,
+            final_metrics=dict(status.get("finalMetrics") or {}),
+            passthrough={key: status[key] for key in PASSTHROUGH_KEYS if key in status},
+        )
+
+
+def plan(job: TrainingJob, observed: Observed, now: datetime) -> Plan:
+    """Decide the actions and the status of ``job`` given what was ``observed`` at ``now``."""
+    draft = _Draft.from_status(observed.status)
+    ts = timestamp(now)
+    generation = job.generation
+    workers = observed.workers
+    current = {w.rank: w for w in workers if w.attempt == draft.attempt}
+    stale = [w for w in workers if w.attempt != draft.attempt]
+    draft.actions += [DeleteWorker(w.name, "stale attempt") for w in stale if w.live]
+
+    if draft.phase.terminal:
+        draft.actions += [DeleteWorker(w.name, f"job {draft.phase}") for w in current.values() if w.live]
+    elif _past_deadline(job, draft, now):
+        _fail(draft, current, Reason.DEADLINE_EXCEEDED,
+              f"the job ran longer than activeDeadlineSeconds={job.spec.active_deadline_seconds}", ts, generation)
+    elif job.spec.suspend:
+        _suspend(draft, current, ts, generation)
+    else:
+        if draft.phase == Phase.SUSPENDED:
+            _transition(draft, Phase.PENDING, Reason.JOB_RESUMED, "resumed from the last checkpoint", ts, generation)
+        _reconcile_gang(job, draft, current, stale, observed.status, ts, generation)
+
+    status = _status(job, draft, current, observed.status)
+    return Plan(actions=tuple(draft.actions), status=status, events=tuple(draft.events))
+
+
+def plan_invalid(generation: int, problems: Sequence[Problem], observed: Observed, now: datetime) -> Plan:
+    """The plan for a TrainingJob whose spec cannot be accepted: stop its workers and fail with ``InvalidSpec``."""
+    draft = _Draft.from_status(observed.status)
+    ts = timestamp(now)
+    message = "; ".join(str(problem) for problem in problems)
+    if not draft.phase.terminal:
+        draft.actions += [DeleteWorker(w.name, "invalid spec") for w in observed.workers if w.live]
+        _transition(draft, Phase.FAILED, Reason.INVALID_SPEC, f"invalid spec: {message}", ts, generation)
+        draft.completion_time = ts
+    status = _status(None, draft, {}, observed.status, generation=generation)
+    return Plan(actions=tuple(draft.actions), status=status, events=tuple(draft.events))
+
+
+# --- decisions --------------------------------------------------------------------------------------------------------
+
+
+def _past_deadline(job: TrainingJob, draft: _Draft, now: datetime) -> bool:
+    limit = job.spec.active_deadline_seconds
+    started = _parse_time(draft.start_time)
+    return limit is not None and started is not None and (now - started).total_seconds() > limit
+
+
+def _reconcile_gang(
+    job: TrainingJob,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    stale: list[WorkerObservation],
+    previous: Mapping[str, Any],
+    ts: str,
+    generation: int,
+) -> None:
+    n = job.spec.parallelism.workers
+    outcomes = {rank: classify(worker) for rank, worker in current.items()}
+    by_outcome: dict[Outcome, list[WorkerObservation]] = {}
+    for rank, outcome in sorted(outcomes.items()):
+        by_outcome.setdefault(outcome, []).append(current[rank])
+    lost = _lost_ranks(job, draft.attempt, current, previous)
+
+    if fatal := by_outcome.get(Outcome.FATAL):
+        trainer_reason = fatal[0].result.reason if fatal[0].result else None
+        reason = Reason.TRAINING_DIVERGED if trainer_reason == "Diverged" else Reason.INVALID_CONFIG
+        _fail(draft, current, reason, f"{describe(fatal[0])}; not retried: the same settings would end the same way",
+              ts, generation)
+    elif failed := by_outcome.get(Outcome.FAILED):
+        if draft.restarts >= job.spec.backoff_limit:
+            _fail(draft, current, Reason.BACKOFF_LIMIT_EXCEEDED,
+                  f"{describe(failed[0])}; {draft.restarts} restart(s) reached backoffLimit "
+                  f"{job.spec.backoff_limit}", ts, generation)
+        else:
+            draft.restarts += 1
+            _restart(draft, current, Reason.WORKER_FAILED, describe(failed[0]), ts, generation)
+    elif preempted := by_outcome.get(Outcome.PREEMPTED):
+        draft.preemptions += 1
+        _restart(draft, current, Reason.WORKER_PREEMPTED, describe(preempted[0]), ts, generation)
+    elif lost:
+        draft.preemptions += 1
+        _restart(draft, current, Reason.WORKER_LOST,
+                 f"worker {worker_name(job.name, lost[0], draft.attempt)} disappeared", ts, generation)
+    elif len(by_outcome.get(Outcome.SUCCEEDED, ())) == n:
+        draft.final_metrics = _merged_metrics(w.result.metrics if w.result else {} for _, w in sorted(current.items()))
+        _transition(draft, Phase.SUCCEEDED, Reason.ALL_WORKERS_SUCCEEDED, f"all {n} worker(s) succeeded", ts,
+                    generation)
+        draft.completion_time = ts
+    else:
+        _start_missing(job, draft, current, stale, ts, generation)
+
+
+def _lost_ranks(
+    job: TrainingJob, attempt: int, current: dict[int, WorkerObservation], previous: Mapping[str, Any]
+) -> list[int]:
+    """Ranks of this attempt that were observed before and are gone now (pod deleted, node lost)."""
+    lost = []
+    for summary in previous.get("workers", ()):
+        rank = summary.get("rank")
+        if (
+            isinstance(rank, int)
+            and summary.get("name") == worker_name(job.name, rank, attempt)
+            and summary.get("phase") not in (None, "Missing")
+            and rank not in current
+        ):
+            lost.append(rank)
+    return sorted(lost)
+
+
+def _start_missing(
+    job: TrainingJob,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    stale: list[WorkerObservation],
+    ts: str,
+    generation: int,
+) -> None:
+    n = job.spec.parallelism.workers
+    missing = [rank for rank in range(n) if rank not in current]
+    old_alive = [w for w in stale if not w.finished]
+    if missing and not old_alive:
+        draft.actions += [CreateWorker(worker_name(job.name, r, draft.attempt), r, draft.attempt) for r in missing]
+        if draft.start_time is None:
+            draft.start_time = ts
+        if not any(c.type == ConditionType.CREATED for c in draft.conditions):
+            draft.conditions = set_condition(draft.conditions, ConditionType.CREATED, True, Reason.WORKERS_CREATED,
+                                             f"created {n} worker(s)", ts, generation)
+            draft.events.append(Event("Normal", str(Reason.WORKERS_CREATED), f"created {n} worker(s)"))
+    running = [w for w in current.values() if w.phase in ("Running", "Succeeded")]
+    if len(running) == n:
+        _transition(draft, Phase.RUNNING, Reason.WORKERS_RUNNING, f"all {n} worker(s) running (attempt "
+                    f"{draft.attempt})", ts, generation)
+    elif draft.phase not in (Phase.RESTARTING, Phase.PENDING):
+        _transition(draft, Phase.PENDING, Reason.WORKERS_PENDING, f"{len(running)}/{n} worker(s) running", ts,
+                    generation)
+
+
+def _restart(
+    draft: _Draft, current: dict[int, WorkerObservation], reason: Reason, cause: str, ts: str, generation: int
+) -> None:
+    draft.actions += [DeleteWorker(w.name, f"gang restart: {reason}") for w in current.values() if w.live]
+    draft.attempt += 1
+    message = (f"{cause}; restarting the gang as attempt {draft.attempt} from the last checkpoint "
+               f"({draft.restarts} restart(s), {draft.preemptions} preemption(s))")
+    draft.events.append(Event("Warning", str(reason), bounded(message)))
+    _transition(draft, Phase.RESTARTING, reason, message, ts, generation, event=False)
+
+
+def _suspend(draft: _Draft, current: dict[int, WorkerObservation], ts: str, generation: int) -> None:
+    live = [w for w in current.values() if w.live]
+    draft.actions += [DeleteWorker(w.name, "suspended") for w in live]
+    if draft.phase != Phase.SUSPENDED:
+        if current:
+            draft.attempt += 1  # the next start is a fresh gang that resumes from the checkpoint
+        _transition(draft, Phase.SUSPENDED, Reason.JOB_SUSPENDED, "spec.suspend is true: workers stopped", ts,
+                    generation)
+
+
+def _fail(
+    draft: _Draft, current: dict[int, WorkerObservation], reason: Reason, message: str, ts: str, generation: int
+) -> None:
+    draft.actions += [DeleteWorker(w.name, f"job failed: {reason}") for w in current.values() if w.live]
+    _transition(draft, Phase.FAILED, reason, message, ts, generation)
+    draft.completion_time = ts
+
+
+def _transition(
+    draft: _Draft, phase: Phase, reason: Reason, message: str, ts: str, generation: int, *, event: bool = True
+) -> None:
+    if draft.phase != phase and event:
+        kind = "Warning" if phase == Phase.FAILED else "Normal"
+        draft.events.append(Event(kind, str(reason), bounded(message)))
+    draft.phase = phase
+    draft.message = bounded(message)
+    draft.conditions = for_phase(draft.conditions, phase, reason, message, ts, generation)
+
+
+# --- status -----------------------------------------------------------------------------------------------------------
+
+
+def _merged_metrics(sources: Any) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for metrics in sources:
+        for key, value in metrics.items():
+            if len(merged) < MAX_METRICS:
+                merged.setdefault(key, value)
+    return merged
+
+
+def _headline(final: Mapping[str, float], latest: Mapping[str, float]) -> str:
+    for metrics in (final, latest):
+        for key in ("test_accuracy", "val_accuracy", "train_loss", "loss"):
+            if key in metrics:
+                return f"{key}={metrics[key]:.4g}"
+    return ""
+
+
+def _worker_summary(worker: WorkerObservation) -> dict[str, Any]:
+    summary: dict[str, Any] = {"rank": worker.rank, "name": worker.name, "phase": worker.phase}
+    beat = worker.heartbeat
+    if beat is not None:
+        summary["step"] = beat.step
+        if beat.samples_per_s is not None:
+            summary["samplesPerSecond"] = round(beat.samples_per_s, 1)
+        loss = beat.metrics.get("train_loss", beat.metrics.get("loss"))
+        if loss is not None:
+            summary["loss"] = round(loss, 6)
+        summary["lastHeartbeat"] = _utc(beat.time)
+    if worker.exit_code is not None:
+        summary["exitCode"] = worker.exit_code
+    reason = (worker.result.reason if worker.result else None) or worker.disruption or worker.reason
+    if reason:
+        summary["reason"] = reason
+    return summary
+
+
+def _utc(seconds: float) -> str:
+    return timestamp(datetime.fromtimestamp(seconds, tz=UTC))
+
+
+def _progress(job: TrainingJob | None, current: dict[int, WorkerObservation], phase: Phase) -> str:
+    """The slowest rank's share of its total steps (a rank without a heartbeat counts as 0)."""
+    if phase == Phase.SUCCEEDED:
+        return "100%"
+    if job is None:
+        return ""
+    fractions = [0.0] * job.spec.parallelism.workers
+    for rank, worker in current.items():
+        beat = worker.heartbeat
+        if beat is not None and beat.total_steps and rank < len(fractions):
+            fractions[rank] = min(1.0, beat.step / beat.total_steps)
+    return f"{int(100 * min(fractions))}%"
+
+
+def _last_checkpoint(draft: _Draft, current: dict[int, WorkerObservation]) -> dict[str, Any] | None:
+    best = draft.last_checkpoint
+    for worker in current.values():
+        for step, when in (
+            (worker.heartbeat.checkpoint_step, worker.heartbeat.time) if worker.heartbeat else (None, 0.0),
+            (worker.result.checkpoint_step, None) if worker.result else (None, None),
+        ):
+            if step is not None and (best is None or step > int(best.get("step", -1))):
+                best = {"step": step}
+                if when:
+                    best["time"] = _utc(when)
+    return best
+
+
+def _status(
+    job: TrainingJob | None,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    previous: Mapping[str, Any],
+    generation: int | None = None,
+) -> dict[str, Any]:
+    latest = _merged_metrics(w.heartbeat.metrics for _, w in sorted(current.items()) if w.heartbeat)
+    if not latest:
+        latest = dict(previous.get("metrics") or {})
+    status: dict[str, Any] = {
+        "phase": str(draft.phase),
+        "observedGeneration": job.generation if job is not None else generation,
+        "attempt": draft.attempt,
+        "restarts": draft.restarts,
+        "preemptions": draft.preemptions,
+        "progress": _progress(job, current, draft.phase),
+        "metric": _headline(draft.final_metrics, latest),
+        "message": draft.message,
+        "conditions": [c.to_dict() for c in draft.conditions],
+        "workers": [_worker_summary(w) for _, w in sorted(current.items())][:MAX_WORKER_SUMMARIES],
+    }
+    if draft.start_time:
+        status["startTime"] = draft.start_time
+    if draft.completion_time:
+        status["completionTime"] = draft.completion_time
+    if latest:
+        status["metrics"] = latest
+    if draft.final_metrics:
+        status["finalMetrics"] = draft.final_metrics
+    checkpoint = _last_checkpoint(draft, current)
+    if checkpoint:
+        status["lastCheckpoint"] = checkpoint
+    status.update(draft.passthrough)
+    return status
