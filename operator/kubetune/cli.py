@@ -1,0 +1,130 @@
+"""The ``kubetune`` command line: run, validate, ui, crd.
+
+Decides: the commands, their flags and exit codes (0 success, 1 the job failed, 2 bad input, 130 interrupted).
+Bad input is reported one line per problem, with the file and the field path, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from kubetune.api import SpecError, load
+from kubetune.api.crd import crd_text
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetune", description="Kubernetes-native PyTorch training and tuning.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a TrainingJob on this machine (processes stand in for pods)")
+    run.add_argument("file", type=Path, help="a TrainingJob YAML file")
+    run.add_argument("--output", choices=["rich", "json"], default="rich",
+                     help="rich: live table and summary (default); json: one JSON object on stdout")
+    run.add_argument("--workdir", type=Path, default=None,
+                     help="where run directories live (default ./kubetune-runs)")
+    run.add_argument("--tracking-uri", default=None,
+                     help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+    run.add_argument("--fresh", action="store_true",
+                     help="discard an unfinished earlier run of this job instead of resuming it")
+    run.add_argument("--grace-seconds", type=float, default=30.0,
+                     help="seconds a worker gets to checkpoint after SIGTERM before it is killed (default 30)")
+
+    validate = commands.add_parser("validate", help="check TrainingJob files; exit 2 with one line per problem")
+    validate.add_argument("files", type=Path, nargs="+")
+
+    ui = commands.add_parser("ui", help="start the MLflow UI on the local store")
+    ui.add_argument("--tracking-uri", default=None, help="backend store (default as for run)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+
+    commands.add_parser("crd", help="print the TrainingJob CustomResourceDefinition")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _validate(args.files)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "ui":
+        return _ui(args)
+    sys.stdout.write(crd_text())
+    return EXIT_OK
+
+
+def _validate(files: Sequence[Path]) -> int:
+    bad = False
+    for path in files:
+        try:
+            job = load(path)
+        except SpecError as error:
+            bad = True
+            for problem in error.problems:
+                print(f"{path}: {problem}", file=sys.stderr)
+        else:
+            print(f"{path}: ok (TrainingJob {job.name})")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kubetune.local.display import print_event, summary_table, workers_table
+    from kubetune.local.runner import LocalRunner, RunOptions
+
+    try:
+        job = load(args.file)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    err = Console(stderr=True)
+    live_view = args.output == "rich" and err.is_terminal
+    options = RunOptions(workdir=args.workdir, tracking_uri=args.tracking_uri, fresh=args.fresh,
+                         grace_seconds=args.grace_seconds)
+    live = Live(console=err, refresh_per_second=4, transient=True) if live_view else None
+    runner = LocalRunner(
+        job,
+        options,
+        on_event=lambda event: print_event(live.console if live else err, event),
+        on_tick=(lambda status: live.update(workers_table(job.name, status))) if live else None,
+    )
+    try:
+        if live is not None:
+            with live:
+                result = runner.run()
+        else:
+            result = runner.run()
+    except KeyboardInterrupt:
+        err.print(f"interrupted: workers stopped; run the same command again to resume {job.name}")
+        return EXIT_INTERRUPTED
+    if args.output == "json":
+        print(json.dumps(result, sort_keys=True))
+    else:
+        Console().print(summary_table(result))
+    return EXIT_OK if result["phase"] == "Succeeded" else EXIT_FAILED
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from kubetune.tracking import default_tracking_uri
+
+    mlflow = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    uri = args.tracking_uri or default_tracking_uri()
+    command = [mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    os.execv(command[0], command)
+    return EXIT_OK  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Local workers: processes that stand in for pods.
+
+Decides: how a worker process is started (its own session, the contract's environment, a log file, and a parent-death
+signal so that no worker outlives its runner), how it is stopped (SIGTERM, then SIGKILL after a grace period, like a
+kubelet), and how its state is observed (exit code, the result file, and the newest line of its heartbeat file).
+Imports no kopf, kubernetes, optuna or mlflow.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kubetune.core import Heartbeat, Result, WorkerObservation
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class HeartbeatReader:
+    """Follows one worker's JSON-lines heartbeat file; keeps the newest heartbeat and the newest checkpoint."""
+
+    path: Path
+    offset: int = 0
+    latest: Heartbeat | None = None
+    checkpoint_step: int | None = None
+    _partial: bytes = b""
+
+    def poll(self) -> Heartbeat | None:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return self.latest
+        self.offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._take(line)
+        return self.latest
+
+    def _take(self, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(record, dict):
+            return
+        beat = Heartbeat.from_dict(record)
+        if beat.kind == "checkpoint":
+            self.checkpoint_step = beat.step
+        if self.checkpoint_step is not None:
+            beat = Heartbeat(
+                step=beat.step,
+                time=beat.time,
+                kind=beat.kind,
+                total_steps=beat.total_steps if beat.total_steps is not None else self._total(),
+                epoch=beat.epoch,
+                samples_per_s=beat.samples_per_s,
+                metrics=beat.metrics or (self.latest.metrics if self.latest else {}),
+                checkpoint_step=self.checkpoint_step,
+            )
+        self.latest = beat
+
+    def _total(self) -> int | None:
+        return self.latest.total_steps if self.latest else None
+
+
+@dataclass
+class WorkerProcess:
+    """One running or finished worker."""
+
+    name: str
+    rank: int
+    attempt: int
+    process: subprocess.Popen[bytes]
+    directory: Path
+    log: IO[bytes]
+    heartbeats: HeartbeatReader
+    started: float = field(default_factory=time.monotonic)
+    stop_requested: float | None = None
+
+    @property
+    def result_path(self) -> Path:
+        return self.directory / "result.json"
+
+    def observe(self) -> WorkerObservation:
+        code = self.process.poll()
+        beat = self.heartbeats.poll()
+        if code is None:
+            return WorkerObservation(
+                self.name, self.rank, self.attempt, "Running",
+                terminating=self.stop_requested is not None, heartbeat=beat, node="localhost",
+            )
+        result = _read_result(self.result_path)
+        exit_code = code if code >= 0 else 128 - code
+        reason = None if code >= 0 else signal.Signals(-code).name
+        return WorkerObservation(
+            self.name, self.rank, self.attempt, "Succeeded" if code == 0 else "Failed",
+            exit_code=exit_code, reason=reason, heartbeat=beat, result=result, node="localhost",
+        )
+
+    def stop(self) -> None:
+        """Ask the worker to stop (SIGTERM to its process group); :meth:`enforce` kills it after the grace."""
+        if self.process.poll() is None and self.stop_requested is None:
+            self.stop_requested = time.monotonic()
+            _signal_group(self.process, signal.SIGTERM)
+
+    def enforce(self, grace_seconds: float) -> None:
+        if (
+            self.stop_requested is not None
+            and self.process.poll() is None
+            and time.monotonic() - self.stop_requested > grace_seconds
+        ):
+            _signal_group(self.process, signal.SIGKILL)
+
+    def close(self) -> None:
+        if not self.log.closed:
+            self.log.close()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _read_result(path: Path) -> Result | None:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Result.from_dict(data) if isinstance(data, dict) else None
+
+
+def start_worker(
+    name: str,
+    rank: int,
+    attempt: int,
+    command: Sequence[str],
+    env: Mapping[str, str],
+    directory: Path,
+    progress_path: Path,
+) -> WorkerProcess:
+    """Start one worker process in its own session, its output going to ``directory/log.txt``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "result.json").unlink(missing_ok=True)
+    log = (directory / "log.txt").open("ab")
+    full_env = {**os.environ, **env}
+    process = subprocess.Popen(
+        list(command),
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+    )
+    return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))

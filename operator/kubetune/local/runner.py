@@ -1,0 +1,257 @@
+"""The local shell: runs a TrainingJob on this machine, processes standing in for pods.
+
+Decides: nothing about the job's policy (that is :func:`kubetune.core.plan`); only how the plan's actions become
+processes and how processes become observations. Layout of a run directory (``./kubetune-runs/<job>/`` by default):
+``state.json`` (the job's status, as the operator would keep it in the TrainingJob), ``checkpoints/`` (shared by the
+ranks, like a PersistentVolumeClaim), and ``workers/<pod-name>/`` with ``log.txt``, ``progress.jsonl`` and
+``result.json``. A run whose last state is not terminal is resumed by running the same command again; a finished
+one starts afresh.
+
+Imports no kopf, kubernetes or optuna; mlflow only through :mod:`kubetune.tracking`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kubetune import tracking
+from kubetune.api import TrainingJob
+from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, plan, worker_name
+from kubetune.core.workerenv import Placement, worker_env
+from kubetune.local.processes import WorkerProcess, start_worker
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class RunOptions:
+    workdir: Path | None = None
+    tracking_uri: str | None = None
+    fresh: bool = False
+    poll_interval: float = 0.25
+    grace_seconds: float = 30.0
+    threads: int | None = None
+    progress_interval: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class LocalRunner:
+    """Drives one TrainingJob to a terminal phase with local processes."""
+
+    def __init__(
+        self,
+        job: TrainingJob,
+        options: RunOptions | None = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.job = job
+        self.options = options or RunOptions()
+        self.run_dir = (self.options.workdir or Path.cwd() / "kubetune-runs") / job.name
+        self.on_event = on_event or (lambda event: None)
+        self.on_tick = on_tick or (lambda status: None)
+        self.clock = clock
+        self.workers: dict[str, WorkerProcess] = {}
+        self.ports: dict[int, int] = {}
+        self.status: dict[str, Any] = {}
+        self.threads = self.options.threads or max(1, (os.cpu_count() or 1) // job.spec.parallelism.workers)
+
+    # --- state ---------------------------------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / STATE_FILE
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        status = data.get("status") if isinstance(data, dict) else None
+        return status if isinstance(status, dict) else {}
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"status": self.status}, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    def _prepare(self) -> None:
+        previous = {} if self.options.fresh else self._load_state()
+        if previous.get("phase") in ("Succeeded", "Failed") or self.options.fresh or not previous:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            previous = {}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.status = previous
+        if self.job.spec.tracking.enabled and tracking.RunRef.from_dict(self.status.get("mlflow")) is None:
+            uri = self.options.tracking_uri or self.job.spec.tracking.tracking_uri or tracking.default_tracking_uri()
+            self.status["mlflow"] = tracking.start_run(self.job, uri).to_dict()
+        self._save_state()
+
+    # --- acting --------------------------------------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        trainer = self.job.spec.trainer
+        if trainer.builtin:
+            return [sys.executable, "-m", "kubetune_trainer"]
+        return [*trainer.command, *trainer.args]
+
+    def _create(self, action: CreateWorker) -> None:
+        if action.name in self.workers:
+            return  # create-if-absent
+        port = self.ports.setdefault(action.attempt, free_port())
+        directory = self.run_dir / "workers" / action.name
+        progress = directory / "progress.jsonl"
+        ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
+        placement = Placement(
+            master_addr="127.0.0.1",
+            master_port=port,
+            checkpoint_dir=str(self.run_dir / "checkpoints"),
+            progress=f"file:{progress}",
+            result_file=str(directory / "result.json"),
+            tracking_uri=ref.tracking_uri if ref else None,
+            run_id=ref.run_id if ref else None,
+            threads=self.threads,
+        )
+        env = worker_env(self.job, action.rank, action.attempt, placement)
+        env["KUBETUNE_PROGRESS_INTERVAL"] = str(self.options.progress_interval)
+        env.update(self.options.extra_env)
+        self.workers[action.name] = start_worker(
+            action.name, action.rank, action.attempt, self._command(), env, directory, progress
+        )
+
+    def _delete(self, action: DeleteWorker) -> None:
+        worker = self.workers.get(action.name)
+        if worker is not None:
+            worker.stop()
+
+    def _act(self, decided: Plan) -> None:
+        for event in decided.events:
+            self.on_event(event)
+        for action in decided.actions:
+            if isinstance(action, CreateWorker):
+                self._create(action)
+            else:
+                self._delete(action)
+
+    def _any_alive(self) -> bool:
+        return any(worker.process.poll() is None for worker in self.workers.values())
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+
+    def step(self) -> Plan:
+        """Observe, plan and act once."""
+        observed = Observed(tuple(w.observe() for w in self.workers.values()), self.status)
+        decided = plan(self.job, observed, self.clock())
+        self._act(decided)
+        new_status = dict(decided.status)
+        if new_status != self.status:
+            self.status = new_status
+            self._save_state()
+        for worker in self.workers.values():
+            worker.enforce(self.options.grace_seconds)
+        return decided
+
+    def run(self) -> dict[str, Any]:
+        """Run to a terminal phase and return the summary; Ctrl-C stops every worker and keeps the state."""
+        started = time.monotonic()
+        self._prepare()
+        try:
+            with _sigterm_as_interrupt():
+                while True:
+                    decided = self.step()
+                    self.on_tick(self.status)
+                    if decided.terminal and not self._any_alive():
+                        break
+                    time.sleep(self.options.poll_interval)
+        except KeyboardInterrupt:
+            self.shutdown()
+            raise
+        finally:
+            for worker in self.workers.values():
+                worker.close()
+        ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
+        if ref is not None:
+            tracking.end_run(ref, self.status)
+        return summary(self.job, self.status, time.monotonic() - started, self.run_dir)
+
+    def shutdown(self) -> None:
+        """Stop every worker: SIGTERM (they checkpoint), then SIGKILL after the grace period. No orphans."""
+        for worker in self.workers.values():
+            worker.stop()
+        deadline = time.monotonic() + self.options.grace_seconds
+        while self._any_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for worker in self.workers.values():
+            if worker.process.poll() is None:
+                worker.stop_requested = 0.0
+                worker.enforce(0.0)
+                worker.process.wait()
+        self._save_state()
+
+
+def summary(job: TrainingJob, status: dict[str, Any], duration_s: float, run_dir: Path) -> dict[str, Any]:
+    """The one JSON object ``kubetune run --output json`` prints."""
+    ref = tracking.RunRef.from_dict(status.get("mlflow"))
+    reason = next(
+        (c.get("reason") for c in status.get("conditions", ()) if c.get("type") == status.get("phase")), None
+    )
+    return {
+        "name": job.name,
+        "phase": status.get("phase"),
+        "reason": reason,
+        "message": status.get("message", ""),
+        "metrics": dict(status.get("finalMetrics") or {}),
+        "latest_metrics": dict(status.get("metrics") or {}),
+        "mlflow": {
+            "tracking_uri": ref.tracking_uri if ref else None,
+            "experiment_id": ref.experiment_id if ref else None,
+            "run_id": ref.run_id if ref else None,
+        },
+        "workers": list(status.get("workers", ())),
+        "attempt": status.get("attempt", 0),
+        "restarts": status.get("restarts", 0),
+        "preemptions": status.get("preemptions", 0),
+        "last_checkpoint": status.get("lastCheckpoint"),
+        "duration_s": round(duration_s, 3),
+        "run_dir": str(run_dir),
+    }
+
+
+def worker_dir(run_dir: Path, job: str, rank: int, attempt: int) -> Path:
+    """Where a local worker keeps its log, progress and result."""
+    return run_dir / "workers" / worker_name(job, rank, attempt)
