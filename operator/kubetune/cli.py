@@ -29,16 +29,29 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a TrainingJob on this machine (processes stand in for pods)")
     run.add_argument("file", type=Path, help="a TrainingJob YAML file")
-    run.add_argument("--output", choices=["rich", "json"], default="rich",
-                     help="rich: live table and summary (default); json: one JSON object on stdout")
-    run.add_argument("--workdir", type=Path, default=None,
-                     help="where run directories live (default ./kubetune-runs)")
-    run.add_argument("--tracking-uri", default=None,
-                     help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
-    run.add_argument("--fresh", action="store_true",
-                     help="discard an unfinished earlier run of this job instead of resuming it")
-    run.add_argument("--grace-seconds", type=float, default=30.0,
-                     help="seconds a worker gets to checkpoint after SIGTERM before it is killed (default 30)")
+    run.add_argument(
+        "--output",
+        choices=["rich", "json"],
+        default="rich",
+        help="rich: live table and summary (default); json: one JSON object on stdout",
+    )
+    run.add_argument("--workdir", type=Path, default=None, help="where run directories live (default ./kubetune-runs)")
+    run.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard an unfinished earlier run of this job instead of resuming it",
+    )
+    run.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="seconds a worker gets to checkpoint after SIGTERM before it is killed (default 30)",
+    )
 
     validate = commands.add_parser("validate", help="check TrainingJob files; exit 2 with one line per problem")
     validate.add_argument("files", type=Path, nargs="+")
@@ -90,8 +103,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     err = Console(stderr=True)
     live_view = args.output == "rich" and err.is_terminal
-    options = RunOptions(workdir=args.workdir, tracking_uri=args.tracking_uri, fresh=args.fresh,
-                         grace_seconds=args.grace_seconds)
+    options = RunOptions(
+        workdir=args.workdir,
+        tracking_uri=args.tracking_uri,
+        fresh=args.fresh,
+        grace_seconds=args.grace_seconds,
+    )
     live = Live(console=err, refresh_per_second=4, transient=True) if live_view else None
     runner = LocalRunner(
         job,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from kubetune.api import crd
 from kubetune.api.trainingjob import CROSS_FIELD_RULES, TrainingJobSpec
 

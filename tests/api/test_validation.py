@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from kubetune.api import SpecError, load, parse
 from kubetune.cli import main
 
@@ -45,25 +44,66 @@ _DELETE = object()
 BAD = [
     ("wrong type", _with("spec.parallelism.workers", "two"), "spec.parallelism.workers: must be an integer"),
     ("zero workers", _with("spec.parallelism.workers", 0), "spec.parallelism.workers: must be >= 1, got 0"),
-    ("negative workers", _with("spec.parallelism.workers", -3), "spec.parallelism.workers: must be >= 1, got -3"),
+    (
+        "negative workers",
+        _with("spec.parallelism.workers", -3),
+        "spec.parallelism.workers: must be >= 1, got -3",
+    ),
     ("unknown field", _with("spec.parallelism.replicas", 2), "spec.parallelism.replicas: unknown field"),
     ("missing model", _with("spec.trainer.model", _DELETE), "spec.trainer: exactly one of trainer.model"),
     ("missing trainer", _with("spec.trainer", _DELETE), "spec.trainer: required field is missing"),
     ("bad enum", _with("spec.trainer.model.family", "rnn"), "spec.trainer.model.family: must be one of"),
-    ("batch size 0", _with("spec.hyperparameters.batchSize", 0), "spec.hyperparameters.batchSize: must be >= 1"),
-    ("learning rate 0", _with("spec.hyperparameters.learningRate", 0), "spec.hyperparameters.learningRate: must be > 0"),
+    (
+        "batch size 0",
+        _with("spec.hyperparameters.batchSize", 0),
+        "spec.hyperparameters.batchSize: must be >= 1",
+    ),
+    (
+        "learning rate 0",
+        _with("spec.hyperparameters.learningRate", 0),
+        "spec.hyperparameters.learningRate: must be > 0",
+    ),
     ("momentum 1", _with("spec.hyperparameters.momentum", 1.0), "spec.hyperparameters.momentum: must be < 1"),
-    ("bool for int", _with("spec.hyperparameters.epochs", True), "spec.hyperparameters.epochs: must be an integer"),
-    ("batch not divisible", _with("spec.hyperparameters.batchSize", 63),
-     "spec.hyperparameters.batchSize: hyperparameters.batchSize must be a multiple of parallelism.workers"),
-    ("nccl without gpus", _with("spec.parallelism.backend", "nccl"), "spec.parallelism.backend: parallelism.backend nccl"),
-    ("too many stages", _with("spec.parallelism", {"mode": "model", "workers": 5}),
-     "spec.parallelism.workers: parallelism.workers must not exceed trainer.model.depth + 1"),
-    ("both model and command", _with("spec.trainer.command", ["python", "train.py"]), "spec.trainer: exactly one of"),
-    ("bad env name", _with("spec.trainer.env", [{"name": "1BAD", "value": "x"}]), "spec.trainer.env[0].name: must match"),
-    ("bad toleration effect", _with("spec.tolerations", [{"key": "a", "effect": "Never"}]),
-     "spec.tolerations[0].effect: must be one of"),
-    ("wrong apiVersion", _with("apiVersion", "kubetune.dev/v1"), "apiVersion: must be 'kubetune.dev/v1alpha1'"),
+    (
+        "bool for int",
+        _with("spec.hyperparameters.epochs", True),
+        "spec.hyperparameters.epochs: must be an integer",
+    ),
+    (
+        "batch not divisible",
+        _with("spec.hyperparameters.batchSize", 63),
+        "spec.hyperparameters.batchSize: hyperparameters.batchSize must be a multiple of parallelism.workers",
+    ),
+    (
+        "nccl without gpus",
+        _with("spec.parallelism.backend", "nccl"),
+        "spec.parallelism.backend: parallelism.backend nccl",
+    ),
+    (
+        "too many stages",
+        _with("spec.parallelism", {"mode": "model", "workers": 5}),
+        "spec.parallelism.workers: parallelism.workers must not exceed trainer.model.depth + 1",
+    ),
+    (
+        "both model and command",
+        _with("spec.trainer.command", ["python", "train.py"]),
+        "spec.trainer: exactly one of",
+    ),
+    (
+        "bad env name",
+        _with("spec.trainer.env", [{"name": "1BAD", "value": "x"}]),
+        "spec.trainer.env[0].name: must match",
+    ),
+    (
+        "bad toleration effect",
+        _with("spec.tolerations", [{"key": "a", "effect": "Never"}]),
+        "spec.tolerations[0].effect: must be one of",
+    ),
+    (
+        "wrong apiVersion",
+        _with("apiVersion", "kubetune.dev/v1"),
+        "apiVersion: must be 'kubetune.dev/v1alpha1'",
+    ),
     ("bad name", _with("metadata.name", "Digits_MLP"), "metadata.name: must be a DNS label"),
     ("spec not an object", _with("spec", [1, 2]), "spec: must be an object, got array"),
 ]

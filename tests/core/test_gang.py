@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from kubetune.api import Problem, TrainingJob, parse
 from kubetune.core import (
     CreateWorker,
@@ -43,8 +42,12 @@ def w(rank: int, phase: str = "Running", attempt: int = 0, **kw: Any) -> WorkerO
     return WorkerObservation(f"j-w{rank}-a{attempt}", rank, attempt, phase, **kw)  # type: ignore[arg-type]
 
 
-def run(observed_workers: tuple[WorkerObservation, ...], status: dict[str, Any] | None = None,
-        the_job: TrainingJob | None = None, now: datetime = NOW) -> Plan:
+def run(
+    observed_workers: tuple[WorkerObservation, ...],
+    status: dict[str, Any] | None = None,
+    the_job: TrainingJob | None = None,
+    now: datetime = NOW,
+) -> Plan:
     return plan(the_job or job(), Observed(observed_workers, status or {}), now)
 
 
@@ -100,8 +103,9 @@ def test_all_running_is_running_with_one_event_per_transition() -> None:
         (w(1, "Failed", reason="NodeShutdown"), "WorkerPreempted", False),
     ],
 )
-def test_one_rank_ending_restarts_the_whole_gang(failed: WorkerObservation, expected_reason: str,
-                                                 counted: bool) -> None:
+def test_one_rank_ending_restarts_the_whole_gang(
+    failed: WorkerObservation, expected_reason: str, counted: bool
+) -> None:
     status = status_after((), (w(0), w(1)))
     p = run((w(0), failed), status)
     assert p.status["phase"] == "Restarting"
@@ -142,12 +146,15 @@ def test_preemptions_never_count_against_the_backoff_limit() -> None:
     assert p.status["preemptions"] == 6 and p.status["restarts"] == 2
 
 
-@pytest.mark.parametrize(("reason", "condition_reason"), [("Diverged", "TrainingDiverged"),
-                                                          ("InvalidConfig", "InvalidConfig")])
+@pytest.mark.parametrize(
+    ("reason", "condition_reason"), [("Diverged", "TrainingDiverged"), ("InvalidConfig", "InvalidConfig")]
+)
 def test_a_diverged_or_misconfigured_rank_fails_at_once(reason: str, condition_reason: str) -> None:
     status = status_after((), (w(0), w(1)))
-    p = run((w(0, "Failed", exit_code=1, result=Result("failed", reason=reason, message="loss is nan")), w(1)),
-            status)
+    p = run(
+        (w(0, "Failed", exit_code=1, result=Result("failed", reason=reason, message="loss is nan")), w(1)),
+        status,
+    )
     assert p.status["phase"] == "Failed" and p.status["restarts"] == 0
     assert p.events[-1].reason == condition_reason
     assert "loss is nan" in p.status["message"]
@@ -226,16 +233,32 @@ def test_conditions_keep_their_transition_time_until_they_flip() -> None:
 
 
 def test_status_reports_progress_metrics_and_checkpoint_from_heartbeats() -> None:
-    beat0 = Heartbeat(step=50, time=1767268800.0, total_steps=100, samples_per_s=1000.0,
-                      metrics={"train_loss": 0.5}, checkpoint_step=40)
+    beat0 = Heartbeat(
+        step=50,
+        time=1767268800.0,
+        total_steps=100,
+        samples_per_s=1000.0,
+        metrics={"train_loss": 0.5},
+        checkpoint_step=40,
+    )
     beat1 = Heartbeat(step=30, time=1767268800.0, total_steps=100, metrics={"train_loss": 0.7})
-    p = run((w(0, heartbeat=beat0), w(1, heartbeat=beat1)), status_after((),))
+    p = run(
+        (w(0, heartbeat=beat0), w(1, heartbeat=beat1)),
+        status_after(
+            (),
+        ),
+    )
     assert p.status["progress"] == "30%"
     assert p.status["metrics"] == {"train_loss": 0.5}
     assert p.status["lastCheckpoint"] == {"step": 40, "time": "2026-01-01T12:00:00Z"}
     assert p.status["workers"][0] == {
-        "rank": 0, "name": "j-w0-a0", "phase": "Running", "step": 50, "samplesPerSecond": 1000.0,
-        "loss": 0.5, "lastHeartbeat": "2026-01-01T12:00:00Z",
+        "rank": 0,
+        "name": "j-w0-a0",
+        "phase": "Running",
+        "step": 50,
+        "samplesPerSecond": 1000.0,
+        "loss": 0.5,
+        "lastHeartbeat": "2026-01-01T12:00:00Z",
     }
 
 

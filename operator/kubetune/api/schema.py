@@ -186,9 +186,7 @@ def _check_array(value: list[Any], schema: Schema, path: str, unknown: UnknownFi
             _check(item, schema["items"], join(path, index), unknown, out)
 
 
-def _check_object(
-    value: dict[str, Any], schema: Schema, path: str, unknown: UnknownFields, out: list[Problem]
-) -> None:
+def _check_object(value: dict[str, Any], schema: Schema, path: str, unknown: UnknownFields, out: list[Problem]) -> None:
     for key in schema.get("required", []):
         if key not in value:
             out.append(Problem(join(path, key), "required field is missing"))

@@ -172,8 +172,10 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
     ),
     "hyperparameters.batchSize must be a multiple of parallelism.workers in data-parallel mode": (
         "spec.hyperparameters.batchSize",
-        lambda spec: spec["parallelism"]["mode"] != "data"
-        or spec["hyperparameters"]["batchSize"] % spec["parallelism"]["workers"] == 0,
+        lambda spec: (
+            spec["parallelism"]["mode"] != "data"
+            or spec["hyperparameters"]["batchSize"] % spec["parallelism"]["workers"] == 0
+        ),
     ),
     "parallelism.backend nccl needs parallelism.gpusPerWorker >= 1": (
         "spec.parallelism.backend",
@@ -181,9 +183,11 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
     ),
     "parallelism.workers must not exceed trainer.model.depth + 1 stages in model-parallel mode": (
         "spec.parallelism.workers",
-        lambda spec: spec["parallelism"]["mode"] != "model"
-        or "model" not in spec["trainer"]
-        or spec["trainer"]["model"]["depth"] + 1 >= spec["parallelism"]["workers"],
+        lambda spec: (
+            spec["parallelism"]["mode"] != "model"
+            or "model" not in spec["trainer"]
+            or spec["trainer"]["model"]["depth"] + 1 >= spec["parallelism"]["workers"]
+        ),
     ),
 }
 

@@ -104,8 +104,14 @@ def plan(job: TrainingJob, observed: Observed, now: datetime) -> Plan:
     if draft.phase.terminal:
         draft.actions += [DeleteWorker(w.name, f"job {draft.phase}") for w in current.values() if w.live]
     elif _past_deadline(job, draft, now):
-        _fail(draft, current, Reason.DEADLINE_EXCEEDED,
-              f"the job ran longer than activeDeadlineSeconds={job.spec.active_deadline_seconds}", ts, generation)
+        _fail(
+            draft,
+            current,
+            Reason.DEADLINE_EXCEEDED,
+            f"the job ran longer than activeDeadlineSeconds={job.spec.active_deadline_seconds}",
+            ts,
+            generation,
+        )
     elif job.spec.suspend:
         _suspend(draft, current, ts, generation)
     else:
@@ -158,13 +164,24 @@ def _reconcile_gang(
     if fatal := by_outcome.get(Outcome.FATAL):
         trainer_reason = fatal[0].result.reason if fatal[0].result else None
         reason = Reason.TRAINING_DIVERGED if trainer_reason == "Diverged" else Reason.INVALID_CONFIG
-        _fail(draft, current, reason, f"{describe(fatal[0])}; not retried: the same settings would end the same way",
-              ts, generation)
+        _fail(
+            draft,
+            current,
+            reason,
+            f"{describe(fatal[0])}; not retried: the same settings would end the same way",
+            ts,
+            generation,
+        )
     elif failed := by_outcome.get(Outcome.FAILED):
         if draft.restarts >= job.spec.backoff_limit:
-            _fail(draft, current, Reason.BACKOFF_LIMIT_EXCEEDED,
-                  f"{describe(failed[0])}; {draft.restarts} restart(s) reached backoffLimit "
-                  f"{job.spec.backoff_limit}", ts, generation)
+            _fail(
+                draft,
+                current,
+                Reason.BACKOFF_LIMIT_EXCEEDED,
+                f"{describe(failed[0])}; {draft.restarts} restart(s) reached backoffLimit {job.spec.backoff_limit}",
+                ts,
+                generation,
+            )
         else:
             draft.restarts += 1
             _restart(draft, current, Reason.WORKER_FAILED, describe(failed[0]), ts, generation)
@@ -173,12 +190,24 @@ def _reconcile_gang(
         _restart(draft, current, Reason.WORKER_PREEMPTED, describe(preempted[0]), ts, generation)
     elif lost:
         draft.preemptions += 1
-        _restart(draft, current, Reason.WORKER_LOST,
-                 f"worker {worker_name(job.name, lost[0], draft.attempt)} disappeared", ts, generation)
+        _restart(
+            draft,
+            current,
+            Reason.WORKER_LOST,
+            f"worker {worker_name(job.name, lost[0], draft.attempt)} disappeared",
+            ts,
+            generation,
+        )
     elif len(by_outcome.get(Outcome.SUCCEEDED, ())) == n:
         draft.final_metrics = _merged_metrics(w.result.metrics if w.result else {} for _, w in sorted(current.items()))
-        _transition(draft, Phase.SUCCEEDED, Reason.ALL_WORKERS_SUCCEEDED, f"all {n} worker(s) succeeded", ts,
-                    generation)
+        _transition(
+            draft,
+            Phase.SUCCEEDED,
+            Reason.ALL_WORKERS_SUCCEEDED,
+            f"all {n} worker(s) succeeded",
+            ts,
+            generation,
+        )
         draft.completion_time = ts
     else:
         _start_missing(job, draft, current, stale, ts, generation)
@@ -217,16 +246,35 @@ def _start_missing(
         if draft.start_time is None:
             draft.start_time = ts
         if not any(c.type == ConditionType.CREATED for c in draft.conditions):
-            draft.conditions = set_condition(draft.conditions, ConditionType.CREATED, True, Reason.WORKERS_CREATED,
-                                             f"created {n} worker(s)", ts, generation)
+            draft.conditions = set_condition(
+                draft.conditions,
+                ConditionType.CREATED,
+                True,
+                Reason.WORKERS_CREATED,
+                f"created {n} worker(s)",
+                ts,
+                generation,
+            )
             draft.events.append(Event("Normal", str(Reason.WORKERS_CREATED), f"created {n} worker(s)"))
     running = [w for w in current.values() if w.phase in ("Running", "Succeeded")]
     if len(running) == n:
-        _transition(draft, Phase.RUNNING, Reason.WORKERS_RUNNING, f"all {n} worker(s) running (attempt "
-                    f"{draft.attempt})", ts, generation)
+        _transition(
+            draft,
+            Phase.RUNNING,
+            Reason.WORKERS_RUNNING,
+            f"all {n} worker(s) running (attempt {draft.attempt})",
+            ts,
+            generation,
+        )
     elif draft.phase not in (Phase.RESTARTING, Phase.PENDING):
-        _transition(draft, Phase.PENDING, Reason.WORKERS_PENDING, f"{len(running)}/{n} worker(s) running", ts,
-                    generation)
+        _transition(
+            draft,
+            Phase.PENDING,
+            Reason.WORKERS_PENDING,
+            f"{len(running)}/{n} worker(s) running",
+            ts,
+            generation,
+        )
 
 
 def _restart(
@@ -234,8 +282,10 @@ def _restart(
 ) -> None:
     draft.actions += [DeleteWorker(w.name, f"gang restart: {reason}") for w in current.values() if w.live]
     draft.attempt += 1
-    message = (f"{cause}; restarting the gang as attempt {draft.attempt} from the last checkpoint "
-               f"({draft.restarts} restart(s), {draft.preemptions} preemption(s))")
+    message = (
+        f"{cause}; restarting the gang as attempt {draft.attempt} from the last checkpoint "
+        f"({draft.restarts} restart(s), {draft.preemptions} preemption(s))"
+    )
     draft.events.append(Event("Warning", str(reason), bounded(message)))
     _transition(draft, Phase.RESTARTING, reason, message, ts, generation, event=False)
 
@@ -246,12 +296,23 @@ def _suspend(draft: _Draft, current: dict[int, WorkerObservation], ts: str, gene
     if draft.phase != Phase.SUSPENDED:
         if current:
             draft.attempt += 1  # the next start is a fresh gang that resumes from the checkpoint
-        _transition(draft, Phase.SUSPENDED, Reason.JOB_SUSPENDED, "spec.suspend is true: workers stopped", ts,
-                    generation)
+        _transition(
+            draft,
+            Phase.SUSPENDED,
+            Reason.JOB_SUSPENDED,
+            "spec.suspend is true: workers stopped",
+            ts,
+            generation,
+        )
 
 
 def _fail(
-    draft: _Draft, current: dict[int, WorkerObservation], reason: Reason, message: str, ts: str, generation: int
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    reason: Reason,
+    message: str,
+    ts: str,
+    generation: int,
 ) -> None:
     draft.actions += [DeleteWorker(w.name, f"job failed: {reason}") for w in current.values() if w.live]
     _transition(draft, Phase.FAILED, reason, message, ts, generation)
@@ -262,8 +323,7 @@ def _transition(
     draft: _Draft, phase: Phase, reason: Reason, message: str, ts: str, generation: int, *, event: bool = True
 ) -> None:
     if draft.phase != phase and event:
-        kind = "Warning" if phase == Phase.FAILED else "Normal"
-        draft.events.append(Event(kind, str(reason), bounded(message)))
+        draft.events.append(Event("Warning" if phase == Phase.FAILED else "Normal", str(reason), bounded(message)))
     draft.phase = phase
     draft.message = bounded(message)
     draft.conditions = for_phase(draft.conditions, phase, reason, message, ts, generation)

@@ -71,8 +71,11 @@ def summary_table(result: Mapping[str, Any]) -> Table:
         table.add_row("message", str(result["message"]))
     for key, value in sorted(result.get("metrics", {}).items()):
         table.add_row(key, _fmt(value, 5))
-    table.add_row("attempts", f"{int(result.get('attempt', 0)) + 1} ({result.get('restarts', 0)} restarts, "
-                  f"{result.get('preemptions', 0)} preemptions)")
+    table.add_row(
+        "attempts",
+        f"{int(result.get('attempt', 0)) + 1} ({result.get('restarts', 0)} restarts, "
+        f"{result.get('preemptions', 0)} preemptions)",
+    )
     table.add_row("duration", f"{result.get('duration_s', 0):.1f} s")
     mlflow = result.get("mlflow") or {}
     if mlflow.get("run_id"):

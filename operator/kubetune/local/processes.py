@@ -8,6 +8,7 @@ Imports no kopf, kubernetes, optuna or mlflow.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -108,15 +109,27 @@ class WorkerProcess:
         beat = self.heartbeats.poll()
         if code is None:
             return WorkerObservation(
-                self.name, self.rank, self.attempt, "Running",
-                terminating=self.stop_requested is not None, heartbeat=beat, node="localhost",
+                self.name,
+                self.rank,
+                self.attempt,
+                "Running",
+                terminating=self.stop_requested is not None,
+                heartbeat=beat,
+                node="localhost",
             )
         result = _read_result(self.result_path)
         exit_code = code if code >= 0 else 128 - code
         reason = None if code >= 0 else signal.Signals(-code).name
         return WorkerObservation(
-            self.name, self.rank, self.attempt, "Succeeded" if code == 0 else "Failed",
-            exit_code=exit_code, reason=reason, heartbeat=beat, result=result, node="localhost",
+            self.name,
+            self.rank,
+            self.attempt,
+            "Succeeded" if code == 0 else "Failed",
+            exit_code=exit_code,
+            reason=reason,
+            heartbeat=beat,
+            result=result,
+            node="localhost",
         )
 
     def stop(self) -> None:
@@ -139,10 +152,8 @@ class WorkerProcess:
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _read_result(path: Path) -> Result | None:
@@ -174,6 +185,6 @@ def start_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))

@@ -227,9 +227,7 @@ class LocalRunner:
 def summary(job: TrainingJob, status: dict[str, Any], duration_s: float, run_dir: Path) -> dict[str, Any]:
     """The one JSON object ``kubetune run --output json`` prints."""
     ref = tracking.RunRef.from_dict(status.get("mlflow"))
-    reason = next(
-        (c.get("reason") for c in status.get("conditions", ()) if c.get("type") == status.get("phase")), None
-    )
+    reason = next((c.get("reason") for c in status.get("conditions", ()) if c.get("type") == status.get("phase")), None)
     return {
         "name": job.name,
         "phase": status.get("phase"),
