@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
 
     commands.add_parser("crd", help="print the TrainingJob CustomResourceDefinition")
+
+    operator = commands.add_parser("operator", help="run the kopf operator (in a cluster, or against a kubeconfig)")
+    operator.add_argument("-n", "--namespace", action="append", default=None,
+                          help="watch only this namespace (repeatable; default all, or $KUBETUNE_NAMESPACE)")
+    operator.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
+    operator.add_argument("--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    operator.add_argument("--metrics-port", type=int, default=None,
+                          help="Prometheus port (default $KUBETUNE_METRICS_PORT or 8080; 0 disables)")
+    operator.add_argument("--tracking-uri", default=None,
+                          help="MLflow for jobs that name none (default $KUBETUNE_MLFLOW_TRACKING_URI)")
+    operator.add_argument("--kubeconfig", default=None, help="kubeconfig file (default in-cluster or $KUBECONFIG)")
+    operator.add_argument("--verbose", action="store_true")
     return parser
 
 
@@ -73,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "ui":
         return _ui(args)
+    if args.command == "operator":
+        return _operator(args)
     sys.stdout.write(crd_text())
     return EXIT_OK
 
@@ -130,6 +144,27 @@ def _run(args: argparse.Namespace) -> int:
     else:
         Console().print(summary_table(result))
     return EXIT_OK if result["phase"] == "Succeeded" else EXIT_FAILED
+
+
+def _operator(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from kubetune.operator.run import run_operator
+    from kubetune.operator.settings import OperatorSettings
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    settings = OperatorSettings.from_env()
+    if args.metrics_port is not None:
+        settings = dataclasses.replace(settings, metrics_port=args.metrics_port)
+    if args.tracking_uri:
+        settings = dataclasses.replace(settings, tracking_uri=args.tracking_uri)
+    try:
+        run_operator(settings, namespaces=args.namespace, standalone=args.standalone, liveness=args.liveness,
+                     verbose=args.verbose)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 def _ui(args: argparse.Namespace) -> int:
