@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
 import threading
 
 import kopf
 
 from kubetune.operator.settings import OperatorSettings
+
+
+def peering_priority() -> int:
+    """This replica's kopf peering priority: ``$KUBETUNE_PEERING_PRIORITY``, else random.
+
+    kopf's peering pauses every operator that sees a peer of equal or higher priority. Distinct priorities make two
+    replicas an active/standby pair: the highest runs, the other pauses until the active one's peering record
+    expires. Equal priorities would pause both.
+    """
+    configured = os.environ.get("KUBETUNE_PEERING_PRIORITY")
+    return int(configured) if configured else random.SystemRandom().randint(1, 1_000_000)
 
 
 def run_operator(
@@ -38,6 +51,7 @@ def run_operator(
             namespaces=watched,
             standalone=standalone,
             peering_name="kubetune",
+            priority=peering_priority(),
             liveness_endpoint=liveness,
             memo=kopf.Memo(settings=settings),
             stop_flag=stop_flag,
