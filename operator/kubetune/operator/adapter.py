@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from kubernetes import client
+from kubernetes import client, config
 
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.core import Event
@@ -24,6 +24,16 @@ from kubetune.core import Event
 logger = logging.getLogger(__name__)
 REPORTING_COMPONENT = "kubetune-operator"
 _PATHS = {"Pod": "pods", "Service": "services", "Event": "events"}
+
+
+def _api_client() -> client.ApiClient:
+    """A client for the cluster this process runs in, else for ``$KUBECONFIG`` / ``~/.kube/config``."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
 
 
 class ApiError(Exception):
@@ -43,7 +53,7 @@ class KubernetesAdapter:
     """
 
     def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self.api_client = api_client or client.ApiClient()
+        self.api_client = api_client or _api_client()
 
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         params = self.api_client.param_serialize(

@@ -70,14 +70,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         memo.metrics.serve(ours.metrics_port)
 
 
-@kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT}, id="pods-by-job")
+@kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT}, id="pods_by_job")
 def pods_by_job(
     body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[Key, dict[str, Any]]:
     return {(str(namespace), labels[JOB_LABEL]): _pod_snapshot(body)}
 
 
-@kopf.index("services", labels={JOB_LABEL: kopf.PRESENT}, id="services-by-job")
+@kopf.index("services", labels={JOB_LABEL: kopf.PRESENT}, id="services_by_job")
 def services_by_job(namespace: str | None, labels: Mapping[str, str], name: str, **_: Any) -> dict[Key, str]:
     return {(str(namespace), labels[JOB_LABEL]): name}
 
@@ -92,7 +92,7 @@ def wake_on_job(namespace: str | None, name: str, **_: Any) -> None:
     _wake(namespace, name)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10, backoff=1.0)
 async def run_job(
     body: kopf.Body, namespace: str | None, name: str, stopped: kopf.DaemonStopped, memo: Any, **kwargs: Any
 ) -> None:
