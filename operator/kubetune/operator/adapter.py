@@ -30,9 +30,9 @@ def _api_client() -> client.ApiClient:
     """A client for the cluster this process runs in, else for ``$KUBECONFIG`` / ``~/.kube/config``."""
     configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 
