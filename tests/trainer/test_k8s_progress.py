@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from kubetune_trainer.k8s_progress import ANNOTATION, PodAnnotationSink
 
 

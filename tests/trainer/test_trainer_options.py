@@ -1,0 +1,115 @@
+"""Performance and chaos options: bf16, torch.compile, every family trains, slowdown, threads, time triggers."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from kubetune_trainer import checkpoint
+from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.progress import NullSink, Reporter
+from kubetune_trainer.train import Trainer
+
+TINY = TrainerConfig(steps=6, checkpoint_every_steps=0, model_width=32, omp_num_threads=1)
+
+
+@pytest.mark.parametrize(
+    ("family", "dataset"),
+    [
+        ("mlp", "digits"),
+        ("cnn", "digits"),
+        ("transformer", "digits"),
+        ("cnn", "synthetic"),
+        ("transformer", "synthetic"),
+    ],
+)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_family_trains_in_both_precisions(family: str, dataset: str, precision: str) -> None:
+    config = dataclasses.replace(TINY, model_family=family, dataset=dataset, precision=precision, batch_size=16)
+    trainer = Trainer(config)
+    metrics = trainer.run()
+    assert trainer.step == 6
+    assert math.isfinite(metrics["train_loss"]) and 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_bf16_autocast_computes_in_bfloat16() -> None:
+    trainer = Trainer(dataclasses.replace(TINY, precision="bf16"))
+    with trainer._autocast():
+        assert trainer.module(trainer.train_x[:4]).dtype == torch.bfloat16
+    fp32 = Trainer(TINY)
+    with fp32._autocast():
+        assert fp32.module(fp32.train_x[:4]).dtype == torch.float32
+
+
+def test_training_lowers_the_loss_of_the_digit_transformer() -> None:
+    config = dataclasses.replace(
+        TINY, model_family="transformer", steps=0, epochs=3, learning_rate=0.01, optimizer="adam"
+    )
+    trainer = Trainer(config)
+    first = trainer.evaluate()["val_loss"]
+    assert trainer.run()["val_loss"] < 0.8 * first
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None, reason="inductor needs a compiler")
+def test_compiled_model_trains_like_the_eager_one() -> None:
+    eager = Trainer(dataclasses.replace(TINY, steps=3))
+    compiled = Trainer(dataclasses.replace(TINY, steps=3, compile=True))
+    assert compiled.forward_model is not compiled.module
+    eager_loss, compiled_loss = eager.run()["train_loss"], compiled.run()["train_loss"]
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-4)
+
+
+def test_slowdown_stretches_each_step() -> None:
+    config = dataclasses.replace(TINY, model_family="cnn", steps=0, epochs=100)
+    normal, slow = Trainer(config), Trainer(dataclasses.replace(config, slowdown=3.0))
+    for trainer in (normal, slow):
+        trainer.train_steps(3)  # warm-up
+    started = time.perf_counter()
+    normal.train_steps(15)
+    normal_time = time.perf_counter() - started
+    started = time.perf_counter()
+    slow.train_steps(15)
+    assert time.perf_counter() - started > 2.0 * normal_time
+
+
+def test_omp_num_threads_sets_torch_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        Trainer(dataclasses.replace(TINY, omp_num_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_time_trigger_checkpoints(tmp_path: Path) -> None:
+    config = dataclasses.replace(TINY, steps=0, epochs=100, checkpoint_every_seconds=0.05, checkpoint_keep=100)
+    trainer = Trainer(dataclasses.replace(config, checkpoint_dir=str(tmp_path)))
+    trainer.train_steps(5)
+    time.sleep(0.06)
+    trainer.train_steps(1)
+    trainer.writer.wait()
+    assert checkpoint.complete_steps(tmp_path) == [6]
+
+
+def test_heartbeats_carry_throughput_and_loss() -> None:
+    records: list[dict[str, object]] = []
+
+    class Keep(NullSink):
+        def emit(self, record: object) -> None:
+            records.append(dict(record))  # type: ignore[call-overload]
+
+    config = dataclasses.replace(TINY, steps=40)
+    Trainer(config, reporter=Reporter(Keep(), interval=0.0)).run()
+    heartbeats = [r for r in records if r["kind"] == "heartbeat"]
+    assert len(heartbeats) == 40
+    assert all(isinstance(r["samples_per_s"], float) and r["samples_per_s"] > 0 for r in heartbeats[1:])
+    # Right after an epoch end the new epoch has no loss yet; the epoch record carries it.
+    assert all("train_loss" in r["metrics"] for r in heartbeats if r["step"] % 19)  # type: ignore[operator]
+    assert [r["kind"] for r in records].count("epoch") == 2
+    assert records[-1]["kind"] == "final"
