@@ -74,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="MLflow for jobs that name none (default $KUBETUNE_MLFLOW_TRACKING_URI)")
     operator.add_argument("--kubeconfig", default=None, help="kubeconfig file (default in-cluster or $KUBECONFIG)")
     operator.add_argument("--verbose", action="store_true")
+
+    dev = commands.add_parser(
+        "dev-cluster",
+        help="a test API server, a fake kubelet and the operator on this machine (a test harness, not a cluster)",
+    )
+    dev.add_argument("--kubeconfig", type=Path, default=Path("kubetune-dev/kubeconfig.yaml"),
+                     help="where to write the kubeconfig (default kubetune-dev/kubeconfig.yaml)")
+    dev.add_argument("--workdir", type=Path, default=Path("kubetune-dev"),
+                     help="pods' files, checkpoints and the MLflow database (default ./kubetune-dev)")
+    dev.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
     return parser
 
 
@@ -87,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ui(args)
     if args.command == "operator":
         return _operator(args)
+    if args.command == "dev-cluster":
+        from kubetune.testing.devcluster import serve
+
+        return serve(args.workdir, args.kubeconfig, args.port)
     sys.stdout.write(crd_text())
     return EXIT_OK
 

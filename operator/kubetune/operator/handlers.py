@@ -70,6 +70,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         memo.metrics.serve(ours.metrics_port)
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster credentials, else ``$KUBECONFIG`` read now (the kubernetes client reads it only at import)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT}, id="pods_by_job")
 def pods_by_job(
     body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
