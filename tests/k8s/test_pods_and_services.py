@@ -130,3 +130,27 @@ def test_observe_ignores_pods_without_worker_labels_and_bad_annotations() -> Non
     assert observe_pod({"metadata": {"name": "x", "labels": {}}}) is None
     seen = observe_pod(pod(metadata={"annotations": {"kubetune.dev/progress": "{not json"}}))
     assert seen is not None and seen.heartbeat is None
+
+
+def test_prometheus_endpoint_serves_the_operator_metrics() -> None:
+    import socket
+    import urllib.request
+
+    from kubetune.core import Event
+    from kubetune.operator.metrics import OperatorMetrics
+
+    metrics = OperatorMetrics()
+    metrics.observe(("ns", "a"), "Running", [Event("Normal", "WorkersCreated", "")], 2)
+    metrics.observe(("ns", "a"), "Restarting", [Event("Warning", "WorkerPreempted", "")], 2)
+    metrics.observe(("ns", "b"), "Failed", [Event("Warning", "BackoffLimitExceeded", "")], 1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    metrics.serve(port)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "kubetune_trainingjobs_created_total 1.0" in text
+    assert "kubetune_trainingjobs_failed_total 1.0" in text
+    assert "kubetune_trainingjobs_succeeded_total 0.0" in text
+    assert 'kubetune_pods_restarted_total{reason="WorkerPreempted"} 2.0' in text
+    assert 'kubetune_trainingjobs{phase="Restarting"} 1.0' in text
+    assert 'kubetune_trainingjobs{phase="Failed"} 1.0' in text
