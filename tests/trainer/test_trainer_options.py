@@ -57,7 +57,10 @@ def test_training_lowers_the_loss_of_the_digit_transformer() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None, reason="inductor needs a compiler")
-def test_compiled_model_trains_like_the_eager_one() -> None:
+def test_compiled_model_trains_like_the_eager_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A private inductor cache: the default /tmp/torchinductor_<user> is shared by every torch install on the
+    # machine, and a precompiled header built by another install breaks the compile.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     eager = Trainer(dataclasses.replace(TINY, steps=3))
     compiled = Trainer(dataclasses.replace(TINY, steps=3, compile=True))
     assert compiled.forward_model is not compiled.module

@@ -1,0 +1,36 @@
+"""A small run of benchmarks/operator_scale.py: the benchmark itself keeps working (figures are not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("operator_scale", ROOT / "benchmarks" / "operator_scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(120)
+def test_operator_scale_benchmark_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load().main(["--jobs", "20", "--relaunch-jobs", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("raw_creates_per_s", "jobs_per_s", "jobs_ratio_to_raw", "relaunch_p50_s", "relaunch_p99_s",
+                "operator_peak_rss_mib", "goals"):
+        assert key in result, key
+    assert result["jobs_succeeded"] == 20 and result["jobs_failed"] == 0
+    assert result["relaunch_samples"] == 3 and result["relaunch_timeouts"] == 0
+    assert result["raw_creates_per_s"] > 0 and result["jobs_per_s"] > 0 and result["operator_peak_rss_mib"] > 10
+    assert set(result["goals"]) == {"jobs_per_s", "relaunch_p99_s", "operator_peak_rss"}
