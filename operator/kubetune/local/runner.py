@@ -29,7 +29,7 @@ from typing import Any
 
 from kubetune import tracking
 from kubetune.api import TrainingJob
-from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, plan, worker_name
+from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, plan
 from kubetune.core.workerenv import Placement, worker_env
 from kubetune.local.processes import WorkerProcess, start_worker
 
@@ -249,7 +249,3 @@ def summary(job: TrainingJob, status: dict[str, Any], duration_s: float, run_dir
         "run_dir": str(run_dir),
     }
 
-
-def worker_dir(run_dir: Path, job: str, rank: int, attempt: int) -> Path:
-    """Where a local worker keeps its log, progress and result."""
-    return run_dir / "workers" / worker_name(job, rank, attempt)

@@ -9,7 +9,6 @@ no networking, no scheduler beyond the fake kubelet's placement, no admission an
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -97,9 +96,6 @@ class DevCluster:
         if self.kubelet is not None:
             self.kubelet.stop()
         self.api.stop()
-
-    def with_settings(self, **changes: object) -> OperatorSettings:
-        return dataclasses.replace(self.settings, **changes)  # type: ignore[arg-type]
 
 
 def serve(workdir: Path, kubeconfig: Path | None, port: int) -> int:
