@@ -482,6 +482,11 @@ class Trainer:
         self.tracker.end(status)
         self.reporter.close()
         if dist.is_initialized():
+            if status == "FINISHED":
+                # Every rank finished: meet before tearing down, so no rank closes its gloo pairs while a peer
+                # is still using them (that aborts the peer in C++: "terminate called without an active
+                # exception"). On the failure paths a peer may be gone, so no barrier there.
+                dist.barrier()
             dist.destroy_process_group()
 
 
