@@ -13,12 +13,14 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 
 from kubetune.api import SpecError, load
 from kubetune.api.crd import crd_text
+from kubetune.simulate import cli as simulate_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -64,14 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("crd", help="print the TrainingJob CustomResourceDefinition")
 
     operator = commands.add_parser("operator", help="run the kopf operator (in a cluster, or against a kubeconfig)")
-    operator.add_argument("-n", "--namespace", action="append", default=None,
-                          help="watch only this namespace (repeatable; default all, or $KUBETUNE_NAMESPACE)")
+    operator.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable; default all, or $KUBETUNE_NAMESPACE)",
+    )
     operator.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
     operator.add_argument("--liveness", default=None, help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
-    operator.add_argument("--metrics-port", type=int, default=None,
-                          help="Prometheus port (default $KUBETUNE_METRICS_PORT or 8080; 0 disables)")
-    operator.add_argument("--tracking-uri", default=None,
-                          help="MLflow for jobs that name none (default $KUBETUNE_MLFLOW_TRACKING_URI)")
+    operator.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus port (default $KUBETUNE_METRICS_PORT or 8080; 0 disables)",
+    )
+    operator.add_argument(
+        "--tracking-uri", default=None, help="MLflow for jobs that name none (default $KUBETUNE_MLFLOW_TRACKING_URI)"
+    )
     operator.add_argument("--kubeconfig", default=None, help="kubeconfig file (default in-cluster or $KUBECONFIG)")
     operator.add_argument("--verbose", action="store_true")
 
@@ -79,11 +91,20 @@ def _parser() -> argparse.ArgumentParser:
         "dev-cluster",
         help="a test API server, a fake kubelet and the operator on this machine (a test harness, not a cluster)",
     )
-    dev.add_argument("--kubeconfig", type=Path, default=Path("kubetune-dev/kubeconfig.yaml"),
-                     help="where to write the kubeconfig (default kubetune-dev/kubeconfig.yaml)")
-    dev.add_argument("--workdir", type=Path, default=Path("kubetune-dev"),
-                     help="pods' files, checkpoints and the MLflow database (default ./kubetune-dev)")
+    dev.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=Path("kubetune-dev/kubeconfig.yaml"),
+        help="where to write the kubeconfig (default kubetune-dev/kubeconfig.yaml)",
+    )
+    dev.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("kubetune-dev"),
+        help="pods' files, checkpoints and the MLflow database (default ./kubetune-dev)",
+    )
     dev.add_argument("--port", type=int, default=0, help="API server port (default: a free one)")
+    simulate_cli.register(commands)
     return parser
 
 
@@ -97,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _ui(args)
     if args.command == "operator":
         return _operator(args)
+    if args.command == "simulate":
+        return simulate_cli.command(args)
     if args.command == "dev-cluster":
         from kubetune.testing.devcluster import serve
 
@@ -123,6 +146,9 @@ def _run(args: argparse.Namespace) -> int:
     from kubetune.local.display import print_event, summary_table, workers_table
     from kubetune.local.runner import LocalRunner, RunOptions
 
+    if TYPE_CHECKING:
+        from kubetune.local.study import LocalStudyRunner
+
     try:
         job = load(args.file)
     except SpecError as error:
@@ -138,12 +164,29 @@ def _run(args: argparse.Namespace) -> int:
         grace_seconds=args.grace_seconds,
     )
     live = Live(console=err, refresh_per_second=4, transient=True) if live_view else None
-    runner = LocalRunner(
-        job,
-        options,
-        on_event=lambda event: print_event(live.console if live else err, event),
-        on_tick=(lambda status: live.update(workers_table(job.name, status))) if live else None,
-    )
+    runner: LocalRunner | LocalStudyRunner
+    if job.spec.tuning is not None:
+        from kubetune.local.display import trials_table
+        from kubetune.local.study import LocalStudyRunner
+
+        try:
+            runner = LocalStudyRunner(
+                job,
+                options,
+                on_event=lambda event: print_event(live.console if live else err, event),
+                on_tick=(lambda status, rows: live.update(trials_table(job.name, status, rows))) if live else None,
+            )
+            runner.begin_check()
+        except ValueError as error:
+            print(f"{args.file}: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        runner = LocalRunner(
+            job,
+            options,
+            on_event=lambda event: print_event(live.console if live else err, event),
+            on_tick=(lambda status: live.update(workers_table(job.name, status))) if live else None,
+        )
     try:
         if live is not None:
             with live:
@@ -174,8 +217,13 @@ def _operator(args: argparse.Namespace) -> int:
     if args.tracking_uri:
         settings = dataclasses.replace(settings, tracking_uri=args.tracking_uri)
     try:
-        run_operator(settings, namespaces=args.namespace, standalone=args.standalone, liveness=args.liveness,
-                     verbose=args.verbose)
+        run_operator(
+            settings,
+            namespaces=args.namespace,
+            standalone=args.standalone,
+            liveness=args.liveness,
+            verbose=args.verbose,
+        )
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return EXIT_OK

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.api import TrainingJob
+from kubetune.core.study import PARENT_RUN_ANNOTATION, STUDY_LABEL, TRIAL_LABEL
 
 DEFAULT_DB = "mlflow.db"
 
@@ -62,12 +63,21 @@ def start_run(job: TrainingJob, tracking_uri: str, tags: dict[str, str] | None =
         "mlflow.runName": job.name,
         **(tags or {}),
     }
+    # A study's trial is a nested run under the study's parent run, tagged with its trial number.
+    parent = job.annotations.get(PARENT_RUN_ANNOTATION)
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent
+    for label, tag in ((STUDY_LABEL, "kubetune.study"), (TRIAL_LABEL, "kubetune.trial")):
+        if label in job.labels:
+            run_tags[tag] = job.labels[label]
+    if job.spec.tuning is not None:
+        run_tags["kubetune.kind"] = "study"
     run = client.create_run(experiment_id, tags=run_tags, run_name=job.name)
     return RunRef(tracking_uri, experiment_id, run.info.run_id)
 
 
 def end_run(ref: RunRef, status: dict[str, Any]) -> None:
-    """Tag the run with the job's outcome and end it (FINISHED or FAILED)."""
+    """Tag the run with the job's outcome, pods and nodes, and end it (FINISHED, KILLED when stopped, or FAILED)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=ref.tracking_uri)
@@ -75,4 +85,10 @@ def end_run(ref: RunRef, status: dict[str, Any]) -> None:
     for key in ("phase", "attempt", "restarts", "preemptions", "message"):
         if key in status:
             client.set_tag(ref.run_id, f"kubetune.{key}", str(status[key])[:5000])
-    client.set_terminated(ref.run_id, status="FINISHED" if phase == "Succeeded" else "FAILED")
+    workers = [w for w in status.get("workers", ()) if isinstance(w, dict)]
+    for key, tag in (("name", "kubetune.pods"), ("node", "kubetune.nodes")):
+        values = sorted({str(w[key]) for w in workers if w.get(key)})
+        if values:
+            client.set_tag(ref.run_id, tag, ",".join(values)[:5000])
+    outcome = {"Succeeded": "FINISHED", "Stopped": "KILLED"}.get(phase, "FAILED")
+    client.set_terminated(ref.run_id, status=outcome)

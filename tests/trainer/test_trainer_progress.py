@@ -66,7 +66,11 @@ def test_file_sink_appends_json_lines_in_the_contract_shape(tmp_path: Path) -> N
     reporter.report(20, {"train_loss": 0.25}, total_steps=100, epoch=1, kind="epoch")
     lines = path.read_text().splitlines()  # flushed without closing
     records = [json.loads(line) for line in lines]
-    assert [set(r) for r in records] == [HEARTBEAT_KEYS, HEARTBEAT_KEYS]
+    assert [set(r) for r in records] == [HEARTBEAT_KEYS, HEARTBEAT_KEYS | {"last_epoch"}]
+    # Once an epoch has ended, every record repeats its metrics (a coalescing channel keeps only the newest).
+    assert records[1]["last_epoch"] == {"epoch": 1, "metrics": {"train_loss": 0.25}}
+    reporter.report(25, {}, total_steps=100, epoch=1, kind="checkpoint")
+    assert json.loads(path.read_text().splitlines()[-1])["last_epoch"] == {"epoch": 1, "metrics": {"train_loss": 0.25}}
     assert records[0]["job"] == "j" and records[0]["rank"] == 1 and records[0]["attempt"] == 2
     assert records[1]["kind"] == "epoch" and records[1]["metrics"] == {"train_loss": 0.25}
     reporter.close()

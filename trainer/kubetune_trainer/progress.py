@@ -124,6 +124,9 @@ class Reporter:
         self._window_start = clock()
         self._window_samples: int | None = None
         self._rate: float | None = None
+        # The newest epoch record's metrics, repeated in every later record so that a coalescing channel (the pod
+        # annotation keeps only the newest record) never loses a study's intermediate values.
+        self._last_epoch: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     def due(self) -> bool:
@@ -161,6 +164,9 @@ class Reporter:
                 self._window_start = now
                 self._rate = rate
             self._last_sent = now
+            clean = {key: float(value) for key, value in (metrics or {}).items()}
+            if kind == "epoch" and epoch is not None:
+                self._last_epoch = {"epoch": epoch, "metrics": clean}
             record = {
                 "kind": kind,
                 "job": self.job,
@@ -170,9 +176,11 @@ class Reporter:
                 "total_steps": total_steps,
                 "epoch": epoch,
                 "samples_per_s": None if rate is None else round(rate, 3),
-                "metrics": {key: float(value) for key, value in (metrics or {}).items()},
+                "metrics": clean,
                 "time": now,
             }
+            if self._last_epoch is not None:
+                record["last_epoch"] = self._last_epoch
             self.sink.emit(record)
             return True
 

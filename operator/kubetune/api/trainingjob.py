@@ -125,6 +125,76 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    goal: float | None
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets this objective's goal (False without a goal)."""
+        if self.goal is None:
+            return False
+        return value >= self.goal if self.direction == "maximize" else value <= self.goal
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One dimension of the search space; ``name`` is a TrainingJob field (see :data:`TUNABLE`) or ``env.NAME``."""
+
+    name: str
+    type: Literal["float", "int", "categorical"]
+    min: float | None
+    max: float | None
+    log: bool
+    step: float | None
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Sampler:
+    name: Literal["tpe", "random", "cmaes", "grid", "qmc", "nsga2", "gp"]
+    seed: int | None
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Pruner:
+    name: Literal["none", "median", "percentile", "successiveHalving", "hyperband"]
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Storage:
+    url: str | None
+    secret_ref: SecretRef | None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An Optuna study: ``objectives`` holds one objective (``spec.tuning.objective``) or several."""
+
+    objectives: tuple[Objective, ...]
+    parameters: tuple[Parameter, ...]
+    sampler: Sampler
+    pruner: Pruner
+    max_trials: int
+    parallel_trials: int
+    max_failed_trials: int | None
+    timeout_seconds: int | None
+    storage: Storage
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+
+@dataclass(frozen=True)
 class TrainingJobSpec:
     trainer: Trainer
     hyperparameters: Hyperparameters
@@ -140,6 +210,7 @@ class TrainingJobSpec:
     active_deadline_seconds: int | None
     suspend: bool
     queue_name: str | None
+    tuning: Tuning | None = None
 
     @property
     def worker_image(self) -> str:
@@ -157,13 +228,37 @@ class TrainingJob:
     uid: str | None
     spec: TrainingJobSpec
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
     # The defaulted custom resource (apiVersion, kind, metadata, spec), for round trips.
     manifest: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # --- cross-field rules: one per x-kubernetes-validations message in the CRD -----------------------------------------
 
-Rule = Callable[[Mapping[str, Any]], bool]
+# A rule holds (True), fails at its own path (False), or fails at a more precise path it returns (a string).
+Rule = Callable[[Mapping[str, Any]], bool | str]
+
+
+def _each_parameter(holds: Callable[[Mapping[str, Any]], bool]) -> Rule:
+    """A rule over ``spec.tuning.parameters`` that names the first parameter breaking it."""
+
+    def rule(spec: Mapping[str, Any]) -> bool | str:
+        for index, parameter in enumerate((spec.get("tuning") or {}).get("parameters", ())):
+            if not holds(parameter):
+                return f"spec.tuning.parameters[{index}]"
+        return True
+
+    return rule
+
+
+def _unique_parameter_names(spec: Mapping[str, Any]) -> bool | str:
+    seen: set[str] = set()
+    for index, parameter in enumerate((spec.get("tuning") or {}).get("parameters", ())):
+        if parameter["name"] in seen:
+            return f"spec.tuning.parameters[{index}].name"
+        seen.add(parameter["name"])
+    return True
+
 
 CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
     "exactly one of trainer.model (built-in trainer) or trainer.command (bring-your-own) must be set": (
@@ -189,14 +284,96 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
             or spec["trainer"]["model"]["depth"] + 1 >= spec["parallelism"]["workers"]
         ),
     ),
+    "tuning needs exactly one of objective or objectives": (
+        "spec.tuning",
+        lambda spec: "tuning" not in spec or ("objective" in spec["tuning"]) != ("objectives" in spec["tuning"]),
+    ),
+    "a categorical tuning parameter needs choices": (
+        "spec.tuning.parameters",
+        _each_parameter(lambda p: p["type"] != "categorical" or "choices" in p),
+    ),
+    "a float or int tuning parameter needs min < max": (
+        "spec.tuning.parameters",
+        _each_parameter(lambda p: p["type"] == "categorical" or ("min" in p and "max" in p and p["min"] < p["max"])),
+    ),
+    "a log-scale tuning parameter needs min > 0": (
+        "spec.tuning.parameters",
+        _each_parameter(lambda p: not p.get("log") or ("min" in p and p["min"] > 0)),
+    ),
+    "a tuning parameter cannot have both log and step": (
+        "spec.tuning.parameters",
+        _each_parameter(lambda p: not p.get("log") or "step" not in p),
+    ),
+    "tuning parameter names must be unique": ("spec.tuning.parameters", _unique_parameter_names),
+    "pruning needs a single objective (Optuna prunes single-objective studies only)": (
+        "spec.tuning.pruner.name",
+        lambda spec: (
+            "tuning" not in spec or "objectives" not in spec["tuning"] or spec["tuning"]["pruner"]["name"] == "none"
+        ),
+    ),
 }
+
+# The TrainingJob fields a tuning parameter may name (besides env.NAME), and where each lives in the spec.
+TUNABLE: dict[str, tuple[str, ...]] = {
+    **{
+        key: ("hyperparameters", key)
+        for key in ("learningRate", "batchSize", "momentum", "weightDecay", "optimizer", "epochs", "steps", "seed")
+    },
+    "model.family": ("trainer", "model", "family"),
+    "model.depth": ("trainer", "model", "depth"),
+    "model.width": ("trainer", "model", "width"),
+}
+# A study's trials are child TrainingJobs named <study>-t<number>; leave them room within MAX_NAME_LENGTH.
+MAX_STUDY_NAME_LENGTH = MAX_NAME_LENGTH - 6
 
 
 def _cross_field_problems(spec: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for message, (path, holds) in CROSS_FIELD_RULES.items():
-        if not holds(spec):
-            problems.append(Problem(path, message))
+        verdict = holds(spec)
+        if verdict is not True:
+            problems.append(Problem(verdict if isinstance(verdict, str) else path, message))
+    return problems
+
+
+def _tuning_problems(spec: Mapping[str, Any], name: str) -> list[Problem]:
+    """What the CRD cannot say about a study: parameters that fit the trainer, scalar choices, a short name."""
+    tuning = spec.get("tuning")
+    if tuning is None:
+        return []
+    problems = []
+    if len(name) > MAX_STUDY_NAME_LENGTH:
+        problems.append(
+            Problem(
+                "metadata.name",
+                f"a study's name must have at most {MAX_STUDY_NAME_LENGTH} characters (its trials are "
+                f"<name>-t<number>), got {len(name)}",
+            )
+        )
+    builtin = "model" in spec["trainer"]
+    for index, parameter in enumerate(tuning["parameters"]):
+        path = f"spec.tuning.parameters[{index}]"
+        pname, kind = parameter["name"], parameter["type"]
+        if pname.startswith("env.") and builtin:
+            problems.append(Problem(f"{path}.name", f"{pname}: env.NAME parameters need a bring-your-own trainer"))
+        if pname.startswith("model.") and not builtin:
+            problems.append(Problem(f"{path}.name", f"{pname}: model parameters need the built-in trainer"))
+        for position, choice in enumerate(parameter.get("choices", ())):
+            if choice is not None and not isinstance(choice, bool | int | float | str):
+                problems.append(
+                    Problem(f"{path}.choices[{position}]", f"must be a number, string or boolean, got {choice!r}")
+                )
+        if kind == "int":
+            for key in ("min", "max", "step"):
+                value = parameter.get(key)
+                if value is not None and not float(value).is_integer():
+                    problems.append(Problem(f"{path}.{key}", f"an int parameter needs whole numbers, got {value}"))
+        if kind == "categorical":
+            extra = [key for key in ("min", "max", "log", "step") if key in parameter]
+            if extra:
+                problems.append(Problem(f"{path}.{extra[0]}", "a categorical parameter takes choices only"))
+        elif "choices" in parameter:
+            problems.append(Problem(f"{path}.choices", f"a {kind} parameter takes min/max, not choices"))
     return problems
 
 
@@ -232,10 +409,11 @@ def parse(obj: Any, *, require_metadata: bool = True) -> TrainingJob:
     problems += validate(defaulted, crd.schema())
     if problems:
         raise SpecError(problems)
+    metadata = defaulted.get("metadata") or {}
     problems = _cross_field_problems(defaulted["spec"])
+    problems += _tuning_problems(defaulted["spec"], str(metadata.get("name", "")))
     if problems:
         raise SpecError(problems)
-    metadata = defaulted.get("metadata") or {}
     return TrainingJob(
         name=metadata.get("name", ""),
         namespace=metadata.get("namespace") or "default",
@@ -243,6 +421,7 @@ def parse(obj: Any, *, require_metadata: bool = True) -> TrainingJob:
         uid=metadata.get("uid"),
         spec=_spec(defaulted["spec"]),
         labels=dict(metadata.get("labels") or {}),
+        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
         manifest=defaulted,
     )
 
@@ -319,4 +498,42 @@ def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
         active_deadline_seconds=spec.get("activeDeadlineSeconds"),
         suspend=bool(spec["suspend"]),
         queue_name=spec.get("queueName"),
+        tuning=_tuning(spec["tuning"]) if "tuning" in spec else None,
+    )
+
+
+def _objective(raw: Mapping[str, Any]) -> Objective:
+    goal = raw.get("goal")
+    return Objective(raw["metric"], raw["direction"], float(goal) if goal is not None else None)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _tuning(raw: Mapping[str, Any]) -> Tuning:
+    objectives = [raw["objective"]] if "objective" in raw else list(raw["objectives"])
+    storage = raw["storage"]
+    secret = storage.get("secretRef")
+    return Tuning(
+        objectives=tuple(_objective(item) for item in objectives),
+        parameters=tuple(
+            Parameter(
+                name=item["name"],
+                type=item["type"],
+                min=_number(item.get("min")),
+                max=_number(item.get("max")),
+                log=bool(item.get("log", False)),
+                step=_number(item.get("step")),
+                choices=tuple(item.get("choices", ())),
+            )
+            for item in raw["parameters"]
+        ),
+        sampler=Sampler(raw["sampler"]["name"], raw["sampler"].get("seed"), dict(raw["sampler"].get("options") or {})),
+        pruner=Pruner(raw["pruner"]["name"], dict(raw["pruner"].get("options") or {})),
+        max_trials=int(raw["maxTrials"]),
+        parallel_trials=int(raw["parallelTrials"]),
+        max_failed_trials=raw.get("maxFailedTrials"),
+        timeout_seconds=raw.get("timeoutSeconds"),
+        storage=Storage(storage.get("url"), SecretRef(secret["name"], secret["key"]) if secret else None),
     )

@@ -5,7 +5,7 @@ policy is written once. Pure: no I/O, no sleeping, and no kopf, kubernetes, optu
 import-linter contract holds this).
 """
 
-from kubetune.core.actions import Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
+from kubetune.core.actions import STOP_ANNOTATION, Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
 from kubetune.core.conditions import ConditionType, Phase, Reason
 from kubetune.core.gang import plan, plan_invalid, timestamp
 from kubetune.core.observed import Heartbeat, Observed, Result, WorkerObservation
@@ -13,6 +13,7 @@ from kubetune.core.outcomes import Outcome, classify
 from kubetune.core.workerenv import worker_env
 
 __all__ = [
+    "STOP_ANNOTATION",
     "Action",
     "ConditionType",
     "CreateWorker",

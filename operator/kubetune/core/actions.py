@@ -10,6 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# Set on a TrainingJob to stop it before its end (its value is the reason: Pruned, StudyEnded, ...): the plan
+# stops every worker gracefully (SIGTERM, checkpoint) and ends the job in phase Stopped. The study controller uses it
+# to enact pruning; anyone may (kubectl annotate tj NAME kubetune.dev/stop=Stopped).
+STOP_ANNOTATION = "kubetune.dev/stop"
+
 
 def worker_name(job: str, rank: int, attempt: int) -> str:
     """The deterministic name of a worker: ``<job>-w<rank>-a<attempt>``."""
@@ -55,4 +60,4 @@ class Plan:
 
     @property
     def terminal(self) -> bool:
-        return self.status.get("phase") in ("Succeeded", "Failed")
+        return self.status.get("phase") in ("Succeeded", "Failed", "Stopped")

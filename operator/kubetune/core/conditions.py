@@ -17,10 +17,12 @@ class Phase(StrEnum):
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # Stopped on request before the end (a pruned trial, a trial cut short when its study ended): not a failure.
+    STOPPED = "Stopped"
 
     @property
     def terminal(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.FAILED)
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED)
 
 
 class ConditionType(StrEnum):
@@ -30,6 +32,7 @@ class ConditionType(StrEnum):
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    STOPPED = "Stopped"
 
 
 class Reason(StrEnum):
@@ -50,6 +53,20 @@ class Reason(StrEnum):
     JOB_SUSPENDED = "JobSuspended"
     JOB_RESUMED = "JobResumed"
     RESTARTED = "Restarted"
+    # A run stopped on request (the kubetune.dev/stop annotation names the reason).
+    STOPPED = "Stopped"
+    PRUNED = "Pruned"
+    STUDY_ENDED = "StudyEnded"
+    # Studies (spec.tuning).
+    TRIALS_RUNNING = "TrialsRunning"
+    TRIAL_STARTED = "TrialStarted"
+    TRIAL_COMPLETED = "TrialCompleted"
+    TRIAL_PRUNED = "TrialPruned"
+    TRIAL_FAILED = "TrialFailed"
+    GOAL_REACHED = "GoalReached"
+    MAX_TRIALS_REACHED = "MaxTrialsReached"
+    MAX_FAILED_TRIALS_REACHED = "MaxFailedTrialsReached"
+    TIMEOUT_REACHED = "TimeoutReached"
 
 
 # Which condition is True in each phase; the others in this set are False.
@@ -59,6 +76,7 @@ PHASE_CONDITION: dict[Phase, ConditionType] = {
     Phase.SUSPENDED: ConditionType.SUSPENDED,
     Phase.SUCCEEDED: ConditionType.SUCCEEDED,
     Phase.FAILED: ConditionType.FAILED,
+    Phase.STOPPED: ConditionType.STOPPED,
 }
 
 MAX_MESSAGE = 1024

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetune.api import Problem, TrainingJob
-from kubetune.core.actions import Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
+from kubetune.core.actions import STOP_ANNOTATION, Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
 from kubetune.core.conditions import (
     Condition,
     ConditionType,
@@ -112,6 +112,8 @@ def plan(job: TrainingJob, observed: Observed, now: datetime) -> Plan:
             ts,
             generation,
         )
+    elif stop := job.annotations.get(STOP_ANNOTATION):
+        _stop(draft, current, stale, stop, ts, generation)
     elif job.spec.suspend:
         _suspend(draft, current, ts, generation)
     else:
@@ -306,6 +308,25 @@ def _suspend(draft: _Draft, current: dict[int, WorkerObservation], ts: str, gene
         )
 
 
+def _stop(
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    stale: list[WorkerObservation],
+    why: str,
+    ts: str,
+    generation: int,
+) -> None:
+    """Stop on request: every worker gets SIGTERM (and checkpoints); once none runs, the job is Stopped."""
+    try:
+        reason = Reason(why)
+    except ValueError:
+        reason = Reason.STOPPED
+    draft.actions += [DeleteWorker(w.name, f"stopped: {why}") for w in current.values() if w.live]
+    if all(w.finished for w in [*current.values(), *stale]):
+        _transition(draft, Phase.STOPPED, reason, f"stopped on request ({STOP_ANNOTATION}={why})", ts, generation)
+        draft.completion_time = ts
+
+
 def _fail(
     draft: _Draft,
     current: dict[int, WorkerObservation],
@@ -360,6 +381,8 @@ def _worker_summary(worker: WorkerObservation) -> dict[str, Any]:
         if loss is not None:
             summary["loss"] = round(loss, 6)
         summary["lastHeartbeat"] = _utc(beat.time)
+    if worker.node:
+        summary["node"] = worker.node
     if worker.exit_code is not None:
         summary["exitCode"] = worker.exit_code
     reason = (worker.result.reason if worker.result else None) or worker.disruption or worker.reason
@@ -400,6 +423,18 @@ def _last_checkpoint(draft: _Draft, current: dict[int, WorkerObservation]) -> di
     return best
 
 
+def _epoch_metrics(current: dict[int, WorkerObservation], previous: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The newest finished epoch's metrics of any rank (a study's intermediate values), kept across restarts."""
+    best = previous.get("epochMetrics")
+    best_epoch = best.get("epoch", -1) if isinstance(best, Mapping) else -1
+    for _, worker in sorted(current.items()):
+        beat = worker.heartbeat
+        if beat is not None and beat.last_epoch is not None and beat.epoch_metrics and beat.last_epoch > best_epoch:
+            best = {"epoch": beat.last_epoch, "metrics": dict(list(beat.epoch_metrics.items())[:MAX_METRICS])}
+            best_epoch = beat.last_epoch
+    return dict(best) if isinstance(best, Mapping) else None
+
+
 def _status(
     job: TrainingJob | None,
     draft: _Draft,
@@ -433,5 +468,8 @@ def _status(
     checkpoint = _last_checkpoint(draft, current)
     if checkpoint:
         status["lastCheckpoint"] = checkpoint
+    epoch = _epoch_metrics(current, previous)
+    if epoch:
+        status["epochMetrics"] = epoch
     status.update(draft.passthrough)
     return status

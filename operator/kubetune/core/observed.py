@@ -40,10 +40,15 @@ class Heartbeat:
     samples_per_s: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     checkpoint_step: int | None = None
+    # The newest finished epoch and its metrics (validation accuracy, ...): a study's intermediate values.
+    last_epoch: int | None = None
+    epoch_metrics: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Heartbeat:
         rate = data.get("samples_per_s")
+        last = data.get("last_epoch")
+        last = last if isinstance(last, Mapping) else {}
         return cls(
             step=int(data.get("step") or 0),
             time=float(data.get("time") or 0.0),
@@ -53,6 +58,8 @@ class Heartbeat:
             samples_per_s=float(rate) if isinstance(rate, int | float) else None,
             metrics=_metrics(data.get("metrics")),
             checkpoint_step=_int_or_none(data.get("checkpoint_step")),
+            last_epoch=_int_or_none(last.get("epoch")),
+            epoch_metrics=_metrics(last.get("metrics")),
         )
 
 

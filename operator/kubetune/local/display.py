@@ -5,7 +5,7 @@ Decides: only presentation (rich). Imports no kopf, kubernetes, optuna or mlflow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubetune.core import Event
+from kubetune.core.study import StudyEvent
 
 PHASE_STYLE = {
     "Succeeded": "green",
@@ -21,7 +22,13 @@ PHASE_STYLE = {
     "Restarting": "yellow",
     "Pending": "dim",
     "Suspended": "magenta",
+    "Stopped": "yellow",
+    "COMPLETE": "green",
+    "PRUNED": "yellow",
+    "FAIL": "red",
+    "RUNNING": "cyan",
 }
+MAX_TRIAL_ROWS = 30
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -58,6 +65,33 @@ def workers_table(name: str, status: Mapping[str, Any]) -> Group:
     return Group(head, table)
 
 
+def trials_table(name: str, status: Mapping[str, Any], rows: Sequence[Any]) -> Group:
+    """The live view of a study: its phase line and one row per trial (the newest ones when there are many)."""
+    phase = str(status.get("phase", "Pending"))
+    counts = status.get("trials") or {}
+    head = Text.assemble(
+        (f"{name} ", "bold"),
+        (phase, PHASE_STYLE.get(phase, "")),
+        f"  trials {status.get('progress', '')}  ({counts.get('running', 0)} running, "
+        f"{counts.get('pruned', 0)} pruned, {counts.get('failed', 0)} failed)  ",
+        (str(status.get("metric", "")), "bold"),
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in ("trial", "state", "value", "epochs", "seconds", "params"):
+        table.add_column(column, justify="left" if column in ("state", "params") else "right")
+    for row in list(rows)[-MAX_TRIAL_ROWS:]:
+        params = "  ".join(f"{key}={_fmt(value, 3)}" for key, value in row.params.items())
+        table.add_row(
+            str(row.number),
+            Text(row.state, PHASE_STYLE.get(row.state, "")),
+            _fmt(row.value, 4),
+            str(row.intermediate),
+            _fmt(None if row.duration_s is None else round(row.duration_s, 1)),
+            params,
+        )
+    return Group(head, table)
+
+
 def summary_table(result: Mapping[str, Any]) -> Table:
     """The closing table: outcome, metrics, restarts and where MLflow has the run."""
     table = Table(title=f"TrainingJob {result['name']}", show_header=False)
@@ -71,6 +105,15 @@ def summary_table(result: Mapping[str, Any]) -> Table:
         table.add_row("message", str(result["message"]))
     for key, value in sorted(result.get("metrics", {}).items()):
         table.add_row(key, _fmt(value, 5))
+    if result.get("trials") is not None:
+        counts = result.get("trial_counts") or {}
+        table.add_row("trials", ", ".join(f"{counts.get(k, 0)} {k}" for k in ("complete", "pruned", "failed")))
+        best = result.get("best")
+        if best:
+            shown = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in best["params"].items())
+            table.add_row("best trial", f"{best['number']}: {_fmt(best['value'], 5)} ({shown})")
+        if result.get("best_trainingjob"):
+            table.add_row("best as a TrainingJob", str(result["best_trainingjob"]))
     table.add_row(
         "attempts",
         f"{int(result.get('attempt', 0)) + 1} ({result.get('restarts', 0)} restarts, "
@@ -85,6 +128,6 @@ def summary_table(result: Mapping[str, Any]) -> Table:
     return table
 
 
-def print_event(console: Console, event: Event) -> None:
+def print_event(console: Console, event: Event | StudyEvent) -> None:
     style = "yellow" if event.type == "Warning" else "dim"
     console.print(Text(f"{event.type} {event.reason}: {event.message}", style=style))

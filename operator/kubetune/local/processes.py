@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import signal
@@ -70,13 +71,9 @@ class HeartbeatReader:
         if beat.kind == "checkpoint":
             self.checkpoint_step = beat.step
         if self.checkpoint_step is not None:
-            beat = Heartbeat(
-                step=beat.step,
-                time=beat.time,
-                kind=beat.kind,
+            beat = dataclasses.replace(
+                beat,
                 total_steps=beat.total_steps if beat.total_steps is not None else self._total(),
-                epoch=beat.epoch,
-                samples_per_s=beat.samples_per_s,
                 metrics=beat.metrics or (self.latest.metrics if self.latest else {}),
                 checkpoint_step=self.checkpoint_step,
             )

@@ -46,6 +46,8 @@ class RunOptions:
     threads: int | None = None
     progress_interval: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Keep a finished earlier run as it is instead of starting afresh (a study adopting its trials' runs).
+    adopt_finished: bool = False
 
 
 def free_port() -> int:
@@ -89,6 +91,7 @@ class LocalRunner:
         self.workers: dict[str, WorkerProcess] = {}
         self.ports: dict[int, int] = {}
         self.status: dict[str, Any] = {}
+        self._started = time.monotonic()
         self.threads = self.options.threads or max(1, (os.cpu_count() or 1) // job.spec.parallelism.workers)
 
     # --- state ---------------------------------------------------------------------------------------------------
@@ -112,7 +115,8 @@ class LocalRunner:
 
     def _prepare(self) -> None:
         previous = {} if self.options.fresh else self._load_state()
-        if previous.get("phase") in ("Succeeded", "Failed") or self.options.fresh or not previous:
+        finished = previous.get("phase") in ("Succeeded", "Failed", "Stopped")
+        if (finished and not self.options.adopt_finished) or self.options.fresh or not previous:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             previous = {}
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,28 +190,39 @@ class LocalRunner:
             worker.enforce(self.options.grace_seconds)
         return decided
 
+    def begin(self) -> None:
+        """Load or start the run's state (and its MLflow run); call :meth:`tick` until it returns True."""
+        self._started = time.monotonic()
+        self._prepare()
+
+    def tick(self) -> bool:
+        """One observe-plan-act round; True once the job is terminal and no worker is left."""
+        decided = self.step()
+        self.on_tick(self.status)
+        return decided.terminal and not self._any_alive()
+
+    def finish(self) -> dict[str, Any]:
+        """Close the workers' logs and the MLflow run; the summary."""
+        for worker in self.workers.values():
+            worker.close()
+        ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
+        if ref is not None and self.status.get("phase") in ("Succeeded", "Failed", "Stopped"):
+            tracking.end_run(ref, self.status)
+        return summary(self.job, self.status, time.monotonic() - self._started, self.run_dir)
+
     def run(self) -> dict[str, Any]:
         """Run to a terminal phase and return the summary; Ctrl-C stops every worker and keeps the state."""
-        started = time.monotonic()
-        self._prepare()
+        self.begin()
         try:
             with _sigterm_as_interrupt():
-                while True:
-                    decided = self.step()
-                    self.on_tick(self.status)
-                    if decided.terminal and not self._any_alive():
-                        break
+                while not self.tick():
                     time.sleep(self.options.poll_interval)
         except KeyboardInterrupt:
             self.shutdown()
-            raise
-        finally:
             for worker in self.workers.values():
                 worker.close()
-        ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
-        if ref is not None:
-            tracking.end_run(ref, self.status)
-        return summary(self.job, self.status, time.monotonic() - started, self.run_dir)
+            raise
+        return self.finish()
 
     def shutdown(self) -> None:
         """Stop every worker: SIGTERM (they checkpoint), then SIGKILL after the grace period. No orphans."""
@@ -248,4 +263,3 @@ def summary(job: TrainingJob, status: dict[str, Any], duration_s: float, run_dir
         "duration_s": round(duration_s, 3),
         "run_dir": str(run_dir),
     }
-
