@@ -7,6 +7,7 @@ Bad input is reported one line per problem, with the file and the field path, ne
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
 
+    dashboard = commands.add_parser(
+        "dashboard", help="serve optuna-dashboard on a study's storage (pip install 'kubetune[dashboard]')"
+    )
+    dashboard.add_argument("file", type=Path, help="the study's TrainingJob YAML file (with spec.tuning)")
+    dashboard.add_argument("--workdir", type=Path, default=None, help="where run directories live (as for run)")
+    dashboard.add_argument("--storage", default=None, help="an Optuna storage URL (default: the study's own)")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
+
     commands.add_parser("crd", help="print the TrainingJob CustomResourceDefinition")
 
     operator = commands.add_parser("operator", help="run the kopf operator (in a cluster, or against a kubeconfig)")
@@ -116,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "ui":
         return _ui(args)
+    if args.command == "dashboard":
+        return _dashboard(args)
     if args.command == "operator":
         return _operator(args)
     if args.command == "simulate":
@@ -201,6 +213,36 @@ def _run(args: argparse.Namespace) -> int:
     else:
         Console().print(summary_table(result))
     return EXIT_OK if result["phase"] == "Succeeded" else EXIT_FAILED
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        job = load(args.file)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"{args.file}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if job.spec.tuning is None:
+        print(f"{args.file}: spec.tuning: not a study (no tuning section)", file=sys.stderr)
+        return EXIT_USAGE
+    from kubetune.local.study import JOURNAL_FILE
+    from kubetune.tuning.storage import journal_url, open_storage, redact
+
+    run_dir = (args.workdir or Path.cwd() / "kubetune-runs") / job.name
+    url = args.storage or job.spec.tuning.storage.url or journal_url(run_dir / JOURNAL_FILE)
+    if url.startswith("journal:") and not Path(url.removeprefix("journal:").removeprefix("//")).exists():
+        print(
+            f"{args.file}: no study storage at {url}: run the study first (kubetune run {args.file})", file=sys.stderr
+        )
+        return EXIT_USAGE
+    try:
+        optuna_dashboard = importlib.import_module("optuna_dashboard")
+    except ImportError:
+        print("optuna-dashboard is not installed: pip install 'kubetune[dashboard]'", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"serving optuna-dashboard for {redact(url)} on http://{args.host}:{args.port}", file=sys.stderr)
+    optuna_dashboard.run_server(open_storage(url), host=args.host, port=args.port)
+    return EXIT_OK
 
 
 def _operator(args: argparse.Namespace) -> int:
