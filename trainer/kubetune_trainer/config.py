@@ -16,7 +16,7 @@ from typing import Any
 MODEL_FAMILIES = ("mlp", "cnn", "transformer")
 DATASETS = ("digits", "mnist5k", "synthetic")
 OPTIMIZERS = ("sgd", "adam")
-PARALLELISMS = ("data", "model")
+PARALLELISMS = ("data", "model", "ksync")
 BACKENDS = ("auto", "nccl", "gloo")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -103,6 +103,7 @@ _KUBETUNE_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "parallelism": ("KUBETUNE_PARALLELISM", _choice(PARALLELISMS)),
     "backend": ("KUBETUNE_BACKEND", _choice(BACKENDS)),
     "microbatches": ("KUBETUNE_MICROBATCHES", _int(1)),
+    "k": ("KUBETUNE_K", _int(1)),
     "precision": ("KUBETUNE_PRECISION", _choice(PRECISIONS)),
     "compile": ("KUBETUNE_COMPILE", _bool),
     "device": ("KUBETUNE_DEVICE", _choice(DEVICES)),
@@ -154,6 +155,7 @@ class TrainerConfig:
     parallelism: str = "data"
     backend: str = "auto"
     microbatches: int = 4
+    k: int = 0  # ksync: gradients applied per step (0 = every worker)
     precision: str = "fp32"
     compile: bool = False
     device: str = "auto"

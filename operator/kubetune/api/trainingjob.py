@@ -22,7 +22,7 @@ from kubetune.api.schema import Problem, apply_defaults, validate
 
 Family = Literal["mlp", "cnn", "transformer"]
 Dataset = Literal["digits", "mnist5k", "synthetic"]
-Mode = Literal["data", "model"]
+Mode = Literal["data", "model", "ksync"]
 Backend = Literal["auto", "nccl", "gloo"]
 Optimizer = Literal["sgd", "adam"]
 Precision = Literal["fp32", "bf16"]
@@ -90,6 +90,12 @@ class Parallelism:
     backend: Backend
     microbatches: int
     timeout_seconds: int
+    k: int | None = None
+
+    @property
+    def applied_per_step(self) -> int:
+        """ksync: the gradients applied per step (k, default every worker)."""
+        return self.k if self.k is not None else self.workers
 
     @property
     def resolved_backend(self) -> Literal["nccl", "gloo"]:
@@ -265,12 +271,16 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
         "spec.trainer",
         lambda spec: ("model" in spec["trainer"]) != ("command" in spec["trainer"]),
     ),
-    "hyperparameters.batchSize must be a multiple of parallelism.workers in data-parallel mode": (
+    "hyperparameters.batchSize must be a multiple of parallelism.workers in data-parallel and ksync modes": (
         "spec.hyperparameters.batchSize",
         lambda spec: (
-            spec["parallelism"]["mode"] != "data"
+            spec["parallelism"]["mode"] == "model"
             or spec["hyperparameters"]["batchSize"] % spec["parallelism"]["workers"] == 0
         ),
+    ),
+    "parallelism.k must not exceed parallelism.workers": (
+        "spec.parallelism.k",
+        lambda spec: "k" not in spec["parallelism"] or spec["parallelism"]["k"] <= spec["parallelism"]["workers"],
     ),
     "parallelism.backend nccl needs parallelism.gpusPerWorker >= 1": (
         "spec.parallelism.backend",
@@ -473,6 +483,7 @@ def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
             backend=par["backend"],
             microbatches=int(par["microbatches"]),
             timeout_seconds=int(par["timeoutSeconds"]),
+            k=par.get("k"),
         ),
         image=spec["image"],
         resources={kind: dict(values) for kind, values in (spec.get("resources") or {}).items()},

@@ -62,6 +62,7 @@ def worker_env(job: TrainingJob, rank: int, attempt: int, placement: Placement) 
         "KUBETUNE_PARALLELISM": par.mode,
         "KUBETUNE_BACKEND": par.resolved_backend,
         "KUBETUNE_MICROBATCHES": str(par.microbatches),
+        "KUBETUNE_K": str(par.applied_per_step),
         "KUBETUNE_TIMEOUT_SECONDS": str(par.timeout_seconds),
         "KUBETUNE_PRECISION": trainer.precision,
         "KUBETUNE_COMPILE": _flag(trainer.compile),
