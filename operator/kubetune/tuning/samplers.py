@@ -8,7 +8,6 @@ Imports optuna; never kopf or kubernetes.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable, Mapping
 from typing import Any
 

@@ -1,0 +1,164 @@
+"""``kubetune simulate``: run a straggler policy on synthetic jobs and compare it with no replication.
+
+Decides the subcommand's flags, how they select a policy (the same objects as ``spec.resilience.stragglers``, via
+:func:`kubetune.core.stragglers.build_policy`), and its exit codes (0 done, 2 bad input, reported in one line naming
+the flag). ``register(subparsers)`` adds the subcommand to ``kubetune``'s parser; :func:`command` runs it.
+
+Imports numpy and the engine lazily (``kubetune --help`` stays fast). Must not import kopf, kubernetes, optuna,
+mlflow or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import Any
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+POLICY_CHOICES = ("none", "spark", "late", "single-fork", "adaptive")
+_POLICY_ALIASES = {"singleFork": "single-fork", "single_fork": "single-fork", "singlefork": "single-fork"}
+# Which flags each policy reads, and the spec option each flag sets.
+_FLAGS: dict[str, dict[str, str]] = {
+    "none": {},
+    "spark": {"quantile": "quantile", "multiplier": "multiplier"},
+    "late": {},
+    "single-fork": {
+        "fork_when_done": "forkWhenDone",
+        "fork_at_time": "forkAtTime",
+        "replicas": "replicas",
+        "original": "original",
+    },
+    "adaptive": {"max_extra_cost": "maxExtraCost"},
+}
+_ALL_FLAGS = ("fork_when_done", "fork_at_time", "replicas", "original", "quantile", "multiplier", "max_extra_cost")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _policy(text: str) -> str:
+    name = _POLICY_ALIASES.get(text, text)
+    if name not in POLICY_CHOICES:
+        raise argparse.ArgumentTypeError(f"unknown policy {text!r} (choose from {', '.join(POLICY_CHOICES)})")
+    return name
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``simulate`` to ``kubetune``'s subcommands (``subparsers`` from ``add_subparsers``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="simulate a straggler policy on synthetic jobs of i.i.d. tasks (vs no replication, same draws)",
+        description=(
+            "Simulate jobs of N i.i.d. tasks under a straggler policy; report mean latency (last task's finish) "
+            "and mean cost (machine time of every copy), with the no-replication baseline from the same draws."
+        ),
+    )
+    parser.add_argument(
+        "--dist",
+        required=True,
+        metavar="DIST",
+        help="task-time distribution: shiftedexp:SHIFT,RATE | pareto:XM,ALPHA | hyperexp:P,RATE1,RATE2 "
+        "(RATE1 with probability P) | empirical:FILE (one number per line, or a JSON list)",
+    )
+    parser.add_argument("--tasks", type=int, default=10, metavar="N", help="tasks per job (default 10)")
+    parser.add_argument("--jobs", type=int, default=10_000, metavar="J", help="jobs to simulate (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument(
+        "--policy", type=_policy, default="none", metavar="POLICY", help=f"one of {', '.join(POLICY_CHOICES)}"
+    )
+    fork = parser.add_argument_group("single-fork")
+    fork.add_argument(
+        "--fork-when-done", type=float, metavar="FRACTION", help="fork once floor(FRACTION*N) tasks have finished"
+    )
+    fork.add_argument("--fork-at-time", type=float, metavar="T", help="fork at time T")
+    fork.add_argument("--replicas", type=int, metavar="R", help="new copies of each unfinished task (default 1)")
+    fork.add_argument(
+        "--original", choices=["keep", "kill"], help="keep or kill the original at the fork (default keep)"
+    )
+    spark = parser.add_argument_group("spark")
+    spark.add_argument(
+        "--quantile", type=float, metavar="Q", help="fraction of tasks done before speculating (default 0.75)"
+    )
+    spark.add_argument(
+        "--multiplier",
+        type=float,
+        metavar="M",
+        help="copy a task running longer than M x the finished tasks' median (default 1.5)",
+    )
+    adaptive = parser.add_argument_group("adaptive")
+    adaptive.add_argument(
+        "--max-extra-cost",
+        type=float,
+        metavar="C",
+        help="allowed expected extra cost, a fraction of no replication's (default 0.1)",
+    )
+    parser.add_argument(
+        "--output",
+        choices=["table", "json"],
+        default="table",
+        help="table: human readable (default); json: one JSON object on stdout",
+    )
+    return parser
+
+
+def _usage(message: str) -> int:
+    print(f"kubetune simulate: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``kubetune simulate`` with parsed ``args``."""
+    from kubetune.core.stragglers import build_policy
+    from kubetune.simulate.distributions import DistributionError, parse_distribution
+    from kubetune.simulate.engine import SimulationError, simulate
+    from kubetune.simulate.results import SimulationResult
+
+    if args.tasks < 1:
+        return _usage(f"--tasks: must be >= 1, got {args.tasks}")
+    if args.jobs < 1:
+        return _usage(f"--jobs: must be >= 1, got {args.jobs}")
+    if args.seed < 0:
+        return _usage(f"--seed: must be >= 0, got {args.seed}")
+    try:
+        dist = parse_distribution(args.dist)
+    except DistributionError as error:
+        return _usage(str(error))
+    reads = _FLAGS[args.policy]
+    for dest in _ALL_FLAGS:
+        if getattr(args, dest) is not None and dest not in reads:
+            print(f"kubetune simulate: warning: {_flag(dest)} is ignored by --policy {args.policy}", file=sys.stderr)
+    if args.policy == "single-fork" and (args.fork_when_done is None) == (args.fork_at_time is None):
+        return _usage("--policy single-fork needs exactly one of --fork-when-done FRACTION or --fork-at-time T")
+    options = {spec: getattr(args, dest) for dest, spec in reads.items() if getattr(args, dest) is not None}
+    try:
+        policy = build_policy(args.policy, **options)
+    except ValueError as error:
+        message = str(error)
+        for dest, spec in reads.items():
+            message = re.sub(rf"^stragglers\.{spec}:", f"{_flag(dest)}:", message)
+        return _usage(message)
+    began = time.perf_counter()
+    try:
+        outcomes = simulate(dist, policy, tasks=args.tasks, jobs=args.jobs, seed=args.seed)
+    except SimulationError as error:
+        return _usage(str(error))
+    result = SimulationResult.of(
+        outcomes,
+        tasks=args.tasks,
+        dist=dist.describe(),
+        policy=policy.describe(),
+        seed=args.seed,
+        seconds=time.perf_counter() - began,
+    )
+    if args.output == "json":
+        print(json.dumps(result.to_json()))
+    else:
+        from rich.console import Console
+
+        Console().print(result.table())
+    return EXIT_OK

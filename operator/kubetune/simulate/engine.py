@@ -1,0 +1,205 @@
+"""The vectorised discrete-event engine of ``kubetune simulate``: many jobs of n i.i.d. tasks, all at once.
+
+Decides how a straggler policy plays out on synthetic jobs. Every job starts its ``n`` tasks (originals) at time 0
+with durations drawn i.i.d. from the distribution. Each job has its own clock; at every step of the loop, every
+unfinished job advances to its own next event: the first end among its running copies, or the time its policy asked
+to be woken at (``Decision.wake_at``). Tasks whose first copy ends then finish; the job ends when its last task
+finishes (its latency ``T``). The policy (the same object a live shell uses) is then called with all unfinished jobs
+as one :class:`~kubetune.core.stragglers.TaskBatch` (and once at time 0), and its decision is carried out: kill a
+task's running copies if asked, then launch the new copies, each with a fresh i.i.d. duration from its launch.
+
+Cost ``C`` is the machine time of every copy from its launch until it finishes or is cancelled: a task's copies are
+all cancelled when its first copy finishes, and a killed copy costs nothing after the kill. As copies of a task only
+ever stop all together, the engine keeps per task only the earliest end among its live copies, that copy's launch,
+the live copy count and the sum of their launch times: a finish (or kill) at time t costs
+``count * t - sum(launch)``.
+
+Progress as policies see it: a copy advances linearly, so its progress is ``elapsed / duration`` and its rate
+``1 / duration`` (an exact, oracle estimate; LATE's ``(1 - progress) / rate`` is then the copy's true time left).
+The no-replication baseline is computed from the same original draws (common random numbers); copies draw from a
+separate stream, so the baseline does not depend on the policy. Jobs run in chunks (a fixed size), each seeded from
+``SeedSequence(seed)``: the same seed gives the same numbers.
+
+May import numpy and kubetune.core; must not import kopf, kubernetes, optuna, mlflow or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kubetune.core.stragglers import StragglerPolicy, TaskBatch
+from kubetune.simulate.distributions import Distribution
+
+Floats = NDArray[np.float64]
+
+# Jobs x tasks per chunk: bounds memory (a dozen float arrays of this many entries) and keeps numpy calls large.
+CHUNK_ENTRIES = 4_000_000
+
+
+class SimulationError(RuntimeError):
+    """The simulation cannot go on: a policy asked for something impossible, or a task never ends."""
+
+
+@dataclass(frozen=True, eq=False)
+class JobOutcomes:
+    """Per job: latency and cost under the policy, and without replication from the same draws."""
+
+    latency: Floats
+    cost: Floats
+    baseline_latency: Floats
+    baseline_cost: Floats
+
+    @property
+    def jobs(self) -> int:
+        return int(self.latency.size)
+
+
+class _Chunk:
+    """The state of the unfinished jobs of one chunk, one row each (rows are dropped as jobs finish)."""
+
+    def __init__(self, originals: Floats) -> None:
+        jobs, tasks = originals.shape
+        self.tasks = tasks
+        self.row = np.arange(jobs)
+        self.now = np.zeros(jobs)
+        self.wake = np.full(jobs, np.inf)
+        self.cost = np.zeros(jobs)
+        self.start = np.zeros((jobs, tasks))
+        self.next_end = originals.astype(np.float64)  # earliest end among the task's live copies (inf once finished)
+        self.best_launch = np.zeros((jobs, tasks))  # launch time of that copy
+        self.alive = np.ones((jobs, tasks), dtype=np.int64)  # live copies
+        self.launch_sum = np.zeros((jobs, tasks))  # sum of the live copies' launch times
+        self.finished = np.zeros((jobs, tasks), dtype=np.bool_)
+        self.finish_time = np.full((jobs, tasks), np.nan)
+        self.launched = np.ones((jobs, tasks), dtype=np.int64)
+        self.first_copy_at = np.full((jobs, tasks), np.nan)
+
+    _ROW_ARRAYS = (
+        "row", "now", "wake", "cost", "start", "next_end", "best_launch", "alive", "launch_sum", "finished",
+        "finish_time", "launched", "first_copy_at",
+    )  # fmt: skip
+
+    def keep(self, rows: NDArray[np.bool_]) -> None:
+        for name in self._ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[rows])
+
+    def batch(self) -> TaskBatch:
+        # Finished tasks have next_end = inf: rate 0 there, then NaN; progress 1.
+        rate = np.divide(1.0, self.next_end - self.best_launch)
+        progress = np.subtract(self.now[:, None], self.best_launch)
+        progress *= rate
+        np.copyto(progress, 1.0, where=self.finished)
+        np.copyto(rate, np.nan, where=self.finished)
+        return TaskBatch(
+            now=self.now,
+            start=self.start,
+            finished=self.finished,
+            finish_time=self.finish_time,
+            progress=progress,
+            rate=rate,
+            copies=self.alive,
+            launched=self.launched,
+            first_copy_at=self.first_copy_at,
+            slots=np.full(self.now.size, self.tasks, dtype=np.int64),
+        )
+
+    def apply(self, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator) -> None:
+        decision = policy.decide(self.batch())
+        copies = np.where(self.finished, 0, np.asarray(decision.copies, dtype=np.int64))
+        if (copies < 0).any():
+            raise SimulationError(f"policy {policy.describe()} asked for a negative number of copies")
+        kill = np.asarray(decision.kill_original, dtype=np.bool_) & ~self.finished
+        if (kill & (copies == 0)).any():
+            raise SimulationError(f"policy {policy.describe()} killed a task's copies without launching new ones")
+        now = self.now[:, None]
+        if kill.any():
+            self.cost += (self.alive * now - self.launch_sum).sum(axis=1, where=kill)
+            np.copyto(self.alive, 0, where=kill)
+            np.copyto(self.launch_sum, 0.0, where=kill)
+            np.copyto(self.next_end, np.inf, where=kill)
+        launching = copies > 0
+        if launching.any():
+            counts = copies[launching]
+            draws = dist.sample(rng, int(counts.sum()))
+            starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+            when = np.broadcast_to(now, launching.shape)[launching]
+            end = when + np.minimum.reduceat(draws, starts)
+            previous = self.next_end[launching]
+            better = end < previous
+            self.next_end[launching] = np.where(better, end, previous)
+            self.best_launch[launching] = np.where(better, when, self.best_launch[launching])
+            self.alive[launching] += counts
+            self.launch_sum[launching] += counts * when
+            self.first_copy_at = np.where(launching & np.isnan(self.first_copy_at), now, self.first_copy_at)
+            self.launched += copies
+        wake = np.asarray(decision.wake_at, dtype=np.float64)
+        self.wake = np.where(wake > self.now, wake, np.inf)
+
+    def advance(self) -> NDArray[np.bool_]:
+        """Move every job to its next event and finish the tasks that end then; the jobs now complete."""
+        self.now = np.minimum(self.next_end.min(axis=1), self.wake)
+        if not np.isfinite(self.now).all():
+            raise SimulationError("a task never ends (an infinite task time: is the distribution's tail too heavy?)")
+        ending = self.next_end <= self.now[:, None]
+        if ending.any():
+            finish = np.where(ending, self.next_end, 0.0)  # 0 where not ending: no inf * 0
+            self.cost += (self.alive * finish - self.launch_sum).sum(axis=1, where=ending)
+            self.finish_time = np.where(ending, self.next_end, self.finish_time)
+            self.finished |= ending
+            np.copyto(self.next_end, np.inf, where=ending)
+            np.copyto(self.alive, 0, where=ending)
+            np.copyto(self.launch_sum, 0.0, where=ending)
+        return np.asarray(self.finished.all(axis=1), dtype=np.bool_)
+
+
+def _run_chunk(
+    originals: Floats, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator
+) -> tuple[Floats, Floats]:
+    jobs, tasks = originals.shape
+    latency = np.empty(jobs)
+    cost = np.empty(jobs)
+    state = _Chunk(originals)
+    limit = 1000 * (tasks + 1)
+    steps = 0
+    while state.row.size:
+        steps += 1
+        if steps > limit:
+            raise SimulationError(f"policy {policy.describe()} keeps the jobs from finishing ({limit} events)")
+        state.apply(policy, dist, rng)
+        complete = state.advance()
+        if complete.any():
+            latency[state.row[complete]] = state.now[complete]
+            cost[state.row[complete]] = state.cost[complete]
+            state.keep(~complete)
+    return latency, cost
+
+
+def simulate(
+    dist: Distribution,
+    policy: StragglerPolicy,
+    *,
+    tasks: int,
+    jobs: int,
+    seed: int = 0,
+    chunk_entries: int = CHUNK_ENTRIES,
+) -> JobOutcomes:
+    """Run ``jobs`` jobs of ``tasks`` i.i.d. tasks under ``policy``, and the no-replication baseline, from ``seed``."""
+    if tasks < 1:
+        raise ValueError(f"--tasks: must be >= 1, got {tasks}")
+    if jobs < 1:
+        raise ValueError(f"--jobs: must be >= 1, got {jobs}")
+    per_chunk = max(1, chunk_entries // tasks)
+    chunks = -(-jobs // per_chunk)
+    streams = np.random.SeedSequence(seed).spawn(chunks)
+    parts: list[tuple[Floats, Floats, Floats, Floats]] = []
+    for index, stream in enumerate(streams):
+        size = min(per_chunk, jobs - index * per_chunk)
+        originals_stream, copies_stream = stream.spawn(2)
+        originals = dist.sample(np.random.default_rng(originals_stream), (size, tasks))
+        latency, cost = _run_chunk(originals, policy, dist, np.random.default_rng(copies_stream))
+        parts.append((latency, cost, originals.max(axis=1), originals.sum(axis=1)))
+    latency, cost, base_latency, base_cost = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return JobOutcomes(latency=latency, cost=cost, baseline_latency=base_latency, baseline_cost=base_cost)
