@@ -50,6 +50,21 @@ def _parser() -> argparse.ArgumentParser:
         help="discard an unfinished earlier run of this job instead of resuming it",
     )
     run.add_argument(
+        "--chaos",
+        action="append",
+        default=[],
+        metavar="KIND=VALUE",
+        help="inject faults: straggler=DIST (slow each worker by a factor drawn from DIST, e.g. pareto:1,2) or "
+        "preempt=mtbf:DURATION (preempt spot workers, e.g. mtbf:60s); repeatable",
+    )
+    run.add_argument("--chaos-seed", type=int, default=0, help="seed of the chaos draws (default 0)")
+    run.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        help="a YAML price table per CPU-hour and GPU-hour by capacity, e.g. {cpu: {spot: 0.01, onDemand: 0.034}}",
+    )
+    run.add_argument(
         "--grace-seconds",
         type=float,
         default=30.0,
@@ -169,11 +184,21 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     err = Console(stderr=True)
     live_view = args.output == "rich" and err.is_terminal
+    from kubetune.local.chaos import Chaos, ChaosError
+
+    try:
+        chaos = Chaos.parse(args.chaos, seed=args.chaos_seed) if args.chaos else None
+        prices = _load_prices(args.prices) if args.prices else {}
+    except (ChaosError, ValueError) as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
     options = RunOptions(
         workdir=args.workdir,
         tracking_uri=args.tracking_uri,
         fresh=args.fresh,
         grace_seconds=args.grace_seconds,
+        chaos=chaos,
+        prices=prices,
     )
     live = Live(console=err, refresh_per_second=4, transient=True) if live_view else None
     runner: LocalRunner | LocalStudyRunner
@@ -213,6 +238,27 @@ def _run(args: argparse.Namespace) -> int:
     else:
         Console().print(summary_table(result))
     return EXIT_OK if result["phase"] == "Succeeded" else EXIT_FAILED
+
+
+def _load_prices(path: Path) -> dict[str, dict[str, float]]:
+    """A price table file: ``{cpu|gpu: {spot|onDemand: price per hour}}``; ValueError naming the bad entry."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"--prices {path}: cannot read it: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--prices {path}: expected a mapping like {{cpu: {{spot: 0.01, onDemand: 0.034}}}}")
+    table: dict[str, dict[str, float]] = {}
+    for resource, by_capacity in data.items():
+        if resource not in ("cpu", "gpu") or not isinstance(by_capacity, dict):
+            raise ValueError(f"--prices {path}: {resource}: expected cpu or gpu, each a mapping of capacity to price")
+        for capacity, price in by_capacity.items():
+            if capacity not in ("spot", "onDemand") or not isinstance(price, int | float) or price < 0:
+                raise ValueError(f"--prices {path}: {resource}.{capacity}: expected spot|onDemand: a price >= 0")
+        table[resource] = {str(k): float(v) for k, v in by_capacity.items()}
+    return table
 
 
 def _dashboard(args: argparse.Namespace) -> int:

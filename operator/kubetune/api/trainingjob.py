@@ -201,6 +201,53 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Stragglers:
+    policy: Literal["none", "spark", "late", "singleFork", "adaptive"]
+    quantile: float
+    multiplier: float
+    fork_when_done: float | None
+    fork_at_seconds: float | None
+    replicas: int
+    original: Literal["keep", "kill"]
+    max_extra_cost: float
+    max_copies_fraction: float
+    slow_rank_factor: float
+    restart_slow_gang: bool
+
+
+Capacity = Literal["spot", "onDemand"]
+
+
+@dataclass(frozen=True)
+class Spot:
+    capacity: Literal["spot", "onDemand", "spotThenOnDemand"]
+    provider: Literal["gke", "eks", "karpenter", "aks"]
+    node_selectors: Mapping[str, Mapping[str, str]]
+    max_preemptions: int | None
+    fallback_after_preemptions: int
+
+
+FailureAction = Literal["Retry", "RelaunchElsewhere", "FailTrial", "FailJob"]
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    exit_codes: tuple[int, ...]
+    reasons: tuple[str, ...]
+    action: FailureAction
+
+    def matches(self, exit_code: int | None, reasons: tuple[str, ...]) -> bool:
+        return (exit_code is not None and exit_code in self.exit_codes) or any(r in self.reasons for r in reasons)
+
+
+@dataclass(frozen=True)
+class Resilience:
+    stragglers: Stragglers
+    spot: Spot
+    failure_rules: tuple[FailureRule, ...]
+
+
+@dataclass(frozen=True)
 class TrainingJobSpec:
     trainer: Trainer
     hyperparameters: Hyperparameters
@@ -217,6 +264,7 @@ class TrainingJobSpec:
     suspend: bool
     queue_name: str | None
     tuning: Tuning | None = None
+    resilience: Resilience = field(default_factory=lambda: _resilience({}))
 
     @property
     def worker_image(self) -> str:
@@ -315,6 +363,14 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
         _each_parameter(lambda p: not p.get("log") or "step" not in p),
     ),
     "tuning parameter names must be unique": ("spec.tuning.parameters", _unique_parameter_names),
+    "stragglers.policy singleFork needs exactly one of forkWhenDone or forkAtSeconds": (
+        "spec.resilience.stragglers",
+        lambda spec: (
+            spec["resilience"]["stragglers"]["policy"] != "singleFork"
+            or ("forkWhenDone" in spec["resilience"]["stragglers"])
+            != ("forkAtSeconds" in spec["resilience"]["stragglers"])
+        ),
+    ),
     "pruning needs a single objective (Optuna prunes single-objective studies only)": (
         "spec.tuning.pruner.name",
         lambda spec: (
@@ -343,6 +399,16 @@ def _cross_field_problems(spec: Mapping[str, Any]) -> list[Problem]:
         verdict = holds(spec)
         if verdict is not True:
             problems.append(Problem(verdict if isinstance(verdict, str) else path, message))
+    return problems
+
+
+def _failure_rule_problems(spec: Mapping[str, Any]) -> list[Problem]:
+    """The CRD's rule on each failurePolicy item (``x-kubernetes-validations`` inside ``items``)."""
+    problems = []
+    for index, rule in enumerate(spec["resilience"]["failurePolicy"].get("rules", ())):
+        if "exitCodes" not in rule and "reasons" not in rule:
+            path = f"spec.resilience.failurePolicy.rules[{index}]"
+            problems.append(Problem(path, "a failurePolicy rule needs exitCodes or reasons"))
     return problems
 
 
@@ -422,6 +488,7 @@ def parse(obj: Any, *, require_metadata: bool = True) -> TrainingJob:
     metadata = defaulted.get("metadata") or {}
     problems = _cross_field_problems(defaulted["spec"])
     problems += _tuning_problems(defaulted["spec"], str(metadata.get("name", "")))
+    problems += _failure_rule_problems(defaulted["spec"])
     if problems:
         raise SpecError(problems)
     return TrainingJob(
@@ -510,6 +577,40 @@ def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
         suspend=bool(spec["suspend"]),
         queue_name=spec.get("queueName"),
         tuning=_tuning(spec["tuning"]) if "tuning" in spec else None,
+        resilience=_resilience(spec["resilience"]),
+    )
+
+
+def _resilience(raw: Mapping[str, Any]) -> Resilience:
+    """The resilience section, defaulted from the CRD (``{}`` gives every default)."""
+    raw = apply_defaults(dict(raw), crd.schema()["properties"]["spec"]["properties"]["resilience"])
+    st, spot = raw["stragglers"], raw["spot"]
+    rules = raw["failurePolicy"].get("rules", ())
+    return Resilience(
+        stragglers=Stragglers(
+            policy=st["policy"],
+            quantile=float(st["quantile"]),
+            multiplier=float(st["multiplier"]),
+            fork_when_done=_number(st.get("forkWhenDone")),
+            fork_at_seconds=_number(st.get("forkAtSeconds")),
+            replicas=int(st["replicas"]),
+            original=st["original"],
+            max_extra_cost=float(st["maxExtraCost"]),
+            max_copies_fraction=float(st["maxCopiesFraction"]),
+            slow_rank_factor=float(st["slowRankFactor"]),
+            restart_slow_gang=bool(st["restartSlowGang"]),
+        ),
+        spot=Spot(
+            capacity=spot["capacity"],
+            provider=spot["provider"],
+            node_selectors={k: dict(v) for k, v in (spot.get("nodeSelectors") or {}).items()},
+            max_preemptions=spot.get("maxPreemptions"),
+            fallback_after_preemptions=int(spot["fallbackAfterPreemptions"]),
+        ),
+        failure_rules=tuple(
+            FailureRule(tuple(int(c) for c in r.get("exitCodes", ())), tuple(r.get("reasons", ())), r["action"])
+            for r in rules
+        ),
     )
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kubetune.core.capacity import CapacityPlacement
+
 # Set on a TrainingJob to stop it before its end (its value is the reason: Pruned, StudyEnded, ...): the plan
 # stops every worker gracefully (SIGTERM, checkpoint) and ends the job in phase Stopped. The study controller uses it
 # to enact pruning; anyone may (kubectl annotate tj NAME kubetune.dev/stop=Stopped).
@@ -23,11 +25,12 @@ def worker_name(job: str, rank: int, attempt: int) -> str:
 
 @dataclass(frozen=True)
 class CreateWorker:
-    """Start the worker of ``rank`` for gang ``attempt`` unless it exists."""
+    """Start the worker of ``rank`` for gang ``attempt`` unless it exists, on ``placement``'s capacity and nodes."""
 
     name: str
     rank: int
     attempt: int
+    placement: CapacityPlacement | None = None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ class Reason(StrEnum):
     JOB_SUSPENDED = "JobSuspended"
     JOB_RESUMED = "JobResumed"
     RESTARTED = "Restarted"
+    PREEMPTION_LIMIT_EXCEEDED = "PreemptionLimitExceeded"
+    FAILED_BY_POLICY = "FailedByPolicy"  # a failurePolicy rule said FailTrial
+    FAIL_JOB_BY_POLICY = "FailJobByPolicy"  # a failurePolicy rule said FailJob (a study fails with its trial)
+    CAPACITY_FALLBACK = "CapacityFallback"
     # A run stopped on request (the kubetune.dev/stop annotation names the reason).
     STOPPED = "Stopped"
     PRUNED = "Pruned"

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetune.api import Problem, TrainingJob
+from kubetune.api.trainingjob import Capacity, FailureRule
 from kubetune.core.actions import STOP_ANNOTATION, Action, CreateWorker, DeleteWorker, Event, Plan, worker_name
+from kubetune.core.capacity import MAX_AVOIDED_NODES, capacity_for, placement
 from kubetune.core.conditions import (
     Condition,
     ConditionType,
@@ -29,6 +31,7 @@ from kubetune.core.conditions import (
     for_phase,
     set_condition,
 )
+from kubetune.core.cost import Ledger
 from kubetune.core.observed import Observed, WorkerObservation
 from kubetune.core.outcomes import Outcome, classify, describe
 
@@ -67,6 +70,9 @@ class _Draft:
     last_checkpoint: dict[str, Any] | None
     final_metrics: dict[str, float]
     passthrough: dict[str, Any]
+    capacity: Capacity | None
+    avoid_nodes: list[str]
+    ledger: Ledger
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
@@ -88,6 +94,9 @@ class _Draft:
             last_checkpoint=dict(status["lastCheckpoint"]) if status.get("lastCheckpoint") else None,
             final_metrics=dict(status.get("finalMetrics") or {}),
             passthrough={key: status[key] for key in PASSTHROUGH_KEYS if key in status},
+            capacity=status.get("capacity") if status.get("capacity") in ("spot", "onDemand") else None,
+            avoid_nodes=[str(n) for n in status.get("avoidNodes", ())],
+            ledger=Ledger.from_status(status.get("cost")),
         )
 
 
@@ -119,10 +128,45 @@ def plan(job: TrainingJob, observed: Observed, now: datetime) -> Plan:
     else:
         if draft.phase == Phase.SUSPENDED:
             _transition(draft, Phase.PENDING, Reason.JOB_RESUMED, "resumed from the last checkpoint", ts, generation)
-        _reconcile_gang(job, draft, current, stale, observed.status, ts, generation)
+        _reconcile_gang(job, draft, current, stale, observed, now)
 
+    if draft.phase.terminal:
+        _close_attempt(job, draft, current, observed, now, preempted=False)
     status = _status(job, draft, current, observed.status)
     return Plan(actions=tuple(draft.actions), status=status, events=tuple(draft.events))
+
+
+def _close_attempt(
+    job: TrainingJob,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    observed: Observed,
+    now: datetime,
+    *,
+    preempted: bool,
+) -> None:
+    """Count the compute of the attempt that ends now (once: the ledger remembers the last attempt counted)."""
+    checkpoint = _parse_time((draft.last_checkpoint or {}).get("time"))
+    draft.ledger.close_attempt(
+        attempt=draft.attempt,
+        workers=list(current.values()),
+        capacity=draft.capacity or capacity_for(job, draft.preemptions),
+        cpus=_cpus_per_worker(job),
+        gpus=job.spec.parallelism.gpus_per_worker,
+        now=now.timestamp(),
+        lost_since=(checkpoint.timestamp() if checkpoint else 0.0) if preempted else None,
+        prices=observed.prices,
+    )
+
+
+def _cpus_per_worker(job: TrainingJob) -> float:
+    """The CPUs a worker is charged for: its request (or limit), else 1."""
+    for kind in ("requests", "limits"):
+        value = job.spec.resources.get(kind, {}).get("cpu")
+        if value is not None:
+            text = str(value)
+            return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return 1.0
 
 
 def plan_invalid(generation: int, problems: Sequence[Problem], observed: Observed, now: datetime) -> Plan:
@@ -147,23 +191,59 @@ def _past_deadline(job: TrainingJob, draft: _Draft, now: datetime) -> bool:
     return limit is not None and started is not None and (now - started).total_seconds() > limit
 
 
+def _matching_rule(job: TrainingJob, workers: list[WorkerObservation]) -> tuple[FailureRule, WorkerObservation] | None:
+    """The first failurePolicy rule (in spec order) that matches one of the ended workers."""
+    for rule in job.spec.resilience.failure_rules:
+        for worker in workers:
+            if rule.matches(worker.exit_code, worker.reasons):
+                return rule, worker
+    return None
+
+
+def _avoid(draft: _Draft, worker: WorkerObservation) -> None:
+    if worker.node and worker.node not in draft.avoid_nodes:
+        draft.avoid_nodes = [*draft.avoid_nodes, worker.node][-MAX_AVOIDED_NODES:]
+
+
 def _reconcile_gang(
     job: TrainingJob,
     draft: _Draft,
     current: dict[int, WorkerObservation],
     stale: list[WorkerObservation],
-    previous: Mapping[str, Any],
-    ts: str,
-    generation: int,
+    observed: Observed,
+    now: datetime,
 ) -> None:
+    ts, generation = timestamp(now), job.generation
     n = job.spec.parallelism.workers
     outcomes = {rank: classify(worker) for rank, worker in current.items()}
     by_outcome: dict[Outcome, list[WorkerObservation]] = {}
     for rank, outcome in sorted(outcomes.items()):
         by_outcome.setdefault(outcome, []).append(current[rank])
-    lost = _lost_ranks(job, draft.attempt, current, previous)
+    lost = _lost_ranks(job, draft.attempt, current, observed.status)
+    ended = [
+        *by_outcome.get(Outcome.FATAL, ()),
+        *by_outcome.get(Outcome.FAILED, ()),
+        *by_outcome.get(Outcome.PREEMPTED, ()),
+    ]
+    ruled = _matching_rule(job, ended)
 
-    if fatal := by_outcome.get(Outcome.FATAL):
+    if ruled is not None and ruled[0].action in ("FailTrial", "FailJob"):
+        rule, worker = ruled
+        reason = Reason.FAILED_BY_POLICY if rule.action == "FailTrial" else Reason.FAIL_JOB_BY_POLICY
+        _fail(draft, current, reason, f"{describe(worker)}; failurePolicy says {rule.action}", ts, generation)
+    elif ruled is not None and classify(ruled[1]) != Outcome.PREEMPTED:
+        rule, worker = ruled  # Retry or RelaunchElsewhere: a failure counted against backoffLimit, even a fatal one
+        if draft.restarts >= job.spec.backoff_limit:
+            message = f"{describe(worker)}; {draft.restarts} restart(s) reached backoffLimit {job.spec.backoff_limit}"
+            _fail(draft, current, Reason.BACKOFF_LIMIT_EXCEEDED, message, ts, generation)
+        else:
+            if rule.action == "RelaunchElsewhere":
+                _avoid(draft, worker)
+            draft.restarts += 1
+            _close_attempt(job, draft, current, observed, now, preempted=False)
+            cause = f"{describe(worker)}; failurePolicy says {rule.action}"
+            _restart(job, draft, current, Reason.WORKER_FAILED, cause, ts, generation)
+    elif fatal := by_outcome.get(Outcome.FATAL):
         trainer_reason = fatal[0].result.reason if fatal[0].result else None
         reason = Reason.TRAINING_DIVERGED if trainer_reason == "Diverged" else Reason.INVALID_CONFIG
         _fail(
@@ -186,20 +266,15 @@ def _reconcile_gang(
             )
         else:
             draft.restarts += 1
-            _restart(draft, current, Reason.WORKER_FAILED, describe(failed[0]), ts, generation)
+            _close_attempt(job, draft, current, observed, now, preempted=False)
+            _restart(job, draft, current, Reason.WORKER_FAILED, describe(failed[0]), ts, generation)
     elif preempted := by_outcome.get(Outcome.PREEMPTED):
-        draft.preemptions += 1
-        _restart(draft, current, Reason.WORKER_PREEMPTED, describe(preempted[0]), ts, generation)
+        if ruled is not None and ruled[0].action == "RelaunchElsewhere":
+            _avoid(draft, ruled[1])
+        _preempted(job, draft, current, observed, now, Reason.WORKER_PREEMPTED, describe(preempted[0]))
     elif lost:
-        draft.preemptions += 1
-        _restart(
-            draft,
-            current,
-            Reason.WORKER_LOST,
-            f"worker {worker_name(job.name, lost[0], draft.attempt)} disappeared",
-            ts,
-            generation,
-        )
+        cause = f"worker {worker_name(job.name, lost[0], draft.attempt)} disappeared"
+        _preempted(job, draft, current, observed, now, Reason.WORKER_LOST, cause)
     elif len(by_outcome.get(Outcome.SUCCEEDED, ())) == n:
         draft.final_metrics = _merged_metrics(w.result.metrics if w.result else {} for _, w in sorted(current.items()))
         _transition(
@@ -213,6 +288,27 @@ def _reconcile_gang(
         draft.completion_time = ts
     else:
         _start_missing(job, draft, current, stale, ts, generation)
+
+
+def _preempted(
+    job: TrainingJob,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    observed: Observed,
+    now: datetime,
+    reason: Reason,
+    cause: str,
+) -> None:
+    """A preemption (or a lost pod): relaunch from the checkpoint, never counted against backoffLimit."""
+    ts = timestamp(now)
+    _close_attempt(job, draft, current, observed, now, preempted=True)
+    draft.preemptions += 1
+    limit = job.spec.resilience.spot.max_preemptions
+    if limit is not None and draft.preemptions > limit:
+        message = f"{cause}; {draft.preemptions} preemption(s) exceed resilience.spot.maxPreemptions {limit}"
+        _fail(draft, current, Reason.PREEMPTION_LIMIT_EXCEEDED, message, ts, job.generation)
+        return
+    _restart(job, draft, current, reason, cause, ts, job.generation)
 
 
 def _lost_ranks(
@@ -244,7 +340,15 @@ def _start_missing(
     missing = [rank for rank in range(n) if rank not in current]
     old_alive = [w for w in stale if not w.finished]
     if missing and not old_alive:
-        draft.actions += [CreateWorker(worker_name(job.name, r, draft.attempt), r, draft.attempt) for r in missing]
+        capacity = capacity_for(job, draft.preemptions)
+        if draft.capacity is not None and capacity != draft.capacity:
+            message = f"attempt {draft.attempt} runs on {capacity} capacity after {draft.preemptions} preemption(s)"
+            draft.events.append(Event("Normal", str(Reason.CAPACITY_FALLBACK), message))
+        draft.capacity = capacity
+        where = placement(job, capacity, draft.avoid_nodes)
+        draft.actions += [
+            CreateWorker(worker_name(job.name, r, draft.attempt), r, draft.attempt, where) for r in missing
+        ]
         if draft.start_time is None:
             draft.start_time = ts
         if not any(c.type == ConditionType.CREATED for c in draft.conditions):
@@ -280,7 +384,13 @@ def _start_missing(
 
 
 def _restart(
-    draft: _Draft, current: dict[int, WorkerObservation], reason: Reason, cause: str, ts: str, generation: int
+    job: TrainingJob,
+    draft: _Draft,
+    current: dict[int, WorkerObservation],
+    reason: Reason,
+    cause: str,
+    ts: str,
+    generation: int,
 ) -> None:
     draft.actions += [DeleteWorker(w.name, f"gang restart: {reason}") for w in current.values() if w.live]
     draft.attempt += 1
@@ -471,5 +581,12 @@ def _status(
     epoch = _epoch_metrics(current, previous)
     if epoch:
         status["epochMetrics"] = epoch
+    if draft.capacity is not None:
+        status["capacity"] = draft.capacity
+    if draft.avoid_nodes:
+        status["avoidNodes"] = list(draft.avoid_nodes)
+    cost = draft.ledger.to_status()
+    if cost:
+        status["cost"] = cost
     status.update(draft.passthrough)
     return status

@@ -106,6 +106,15 @@ class WorkerObservation:
     heartbeat: Heartbeat | None = None
     result: Result | None = None
     node: str | None = None
+    # When its container started and finished (unix seconds), for cost accounting.
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every reason known for how it ended: the trainer's, the container's or pod's, the disruption's."""
+        found = (self.result.reason if self.result else None, self.reason, self.disruption)
+        return tuple(r for r in found if r)
 
     @property
     def live(self) -> bool:
@@ -123,3 +132,5 @@ class Observed:
 
     workers: tuple[WorkerObservation, ...]
     status: Mapping[str, Any] = field(default_factory=dict)
+    # The shell's price table, per hour of one CPU or GPU by capacity: {"cpu": {"spot": 0.01, "onDemand": 0.04}}.
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)

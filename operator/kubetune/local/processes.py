@@ -96,6 +96,8 @@ class WorkerProcess:
     heartbeats: HeartbeatReader
     started: float = field(default_factory=time.monotonic)
     stop_requested: float | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
 
     @property
     def result_path(self) -> Path:
@@ -113,7 +115,10 @@ class WorkerProcess:
                 terminating=self.stop_requested is not None,
                 heartbeat=beat,
                 node="localhost",
+                started_at=self.started_at,
             )
+        if self.finished_at is None:
+            self.finished_at = time.time()
         result = _read_result(self.result_path)
         exit_code = code if code >= 0 else 128 - code
         reason = None if code >= 0 else signal.Signals(-code).name
@@ -127,6 +132,8 @@ class WorkerProcess:
             heartbeat=beat,
             result=result,
             node="localhost",
+            started_at=self.started_at,
+            finished_at=self.finished_at,
         )
 
     def stop(self) -> None:

@@ -31,6 +31,7 @@ from kubetune import tracking
 from kubetune.api import TrainingJob
 from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, plan
 from kubetune.core.workerenv import Placement, worker_env
+from kubetune.local.chaos import Chaos
 from kubetune.local.processes import WorkerProcess, start_worker
 
 STATE_FILE = "state.json"
@@ -48,6 +49,9 @@ class RunOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Keep a finished earlier run as it is instead of starting afresh (a study adopting its trials' runs).
     adopt_finished: bool = False
+    chaos: Chaos | None = None
+    # Price per CPU-hour and GPU-hour by capacity ({"cpu": {"spot": 0.01, "onDemand": 0.033}}), for status.cost.
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -153,6 +157,10 @@ class LocalRunner:
         )
         env = worker_env(self.job, action.rank, action.attempt, placement)
         env["KUBETUNE_PROGRESS_INTERVAL"] = str(self.options.progress_interval)
+        chaos = self.options.chaos
+        slowdown = chaos.slowdown(action.name) if chaos is not None else None
+        if slowdown is not None:
+            env["KUBETUNE_SLOWDOWN"] = f"{slowdown:.6g}"
         env.update(self.options.extra_env)
         self.workers[action.name] = start_worker(
             action.name, action.rank, action.attempt, self._command(), env, directory, progress
@@ -172,6 +180,17 @@ class LocalRunner:
             else:
                 self._delete(action)
 
+    def _inject_preemption(self) -> None:
+        """``--chaos preempt``: a notice SIGTERMs one running worker of a job on spot capacity."""
+        chaos = self.options.chaos
+        if chaos is None or self.status.get("capacity") != "spot" or not chaos.preemption_due(time.monotonic()):
+            return
+        running = [w.name for w in self.workers.values() if w.process.poll() is None and w.stop_requested is None]
+        victim = chaos.pick(running)
+        if victim is not None:
+            self.on_event(Event("Warning", "ChaosPreemption", f"spot preemption notice for {victim} (chaos)"))
+            self.workers[victim].stop()
+
     def _any_alive(self) -> bool:
         return any(worker.process.poll() is None for worker in self.workers.values())
 
@@ -179,7 +198,8 @@ class LocalRunner:
 
     def step(self) -> Plan:
         """Observe, plan and act once."""
-        observed = Observed(tuple(w.observe() for w in self.workers.values()), self.status)
+        self._inject_preemption()
+        observed = Observed(tuple(w.observe() for w in self.workers.values()), self.status, self.options.prices)
         decided = plan(self.job, observed, self.clock())
         self._act(decided)
         new_status = dict(decided.status)
@@ -260,6 +280,8 @@ def summary(job: TrainingJob, status: dict[str, Any], duration_s: float, run_dir
         "restarts": status.get("restarts", 0),
         "preemptions": status.get("preemptions", 0),
         "last_checkpoint": status.get("lastCheckpoint"),
+        "capacity": status.get("capacity"),
+        "cost": status.get("cost"),
         "duration_s": round(duration_s, 3),
         "run_dir": str(run_dir),
     }
