@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -292,3 +293,87 @@ def test_the_stop_annotation_stops_a_run_gracefully_and_ends_it_stopped() -> Non
     assert p.actions == () and p.status["phase"] == "Stopped"
     assert next(c for c in p.status["conditions"] if c["type"] == "Stopped")["reason"] == "Pruned"
     assert p.terminal
+
+
+def _rep_study(**stragglers: Any) -> TrainingJob:
+    doc: dict[str, Any] = {
+        "apiVersion": "kubetune.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "s"},
+        "spec": {
+            "trainer": {"model": {"family": "mlp"}},
+            "resilience": {"stragglers": stragglers},
+            "tuning": {
+                "objective": {"metric": "val_accuracy"},
+                "parameters": [{"name": "momentum", "type": "float", "min": 0, "max": 0.9}],
+                "maxTrials": 4,
+                "parallelTrials": 4,
+            },
+        },
+    }
+    return parse(doc)
+
+
+START = NOW.timestamp() - 100
+
+
+def test_single_fork_replicates_the_unfinished_trials_with_the_same_values() -> None:
+    job = _rep_study(policy="singleFork", forkWhenDone=0.5, replicas=1, original="keep")
+    status = {"phase": "Running", "startTime": "2026-01-01T11:58:20Z"}
+    trials = [trial(0, "COMPLETE", 0.9), trial(1, "COMPLETE", 0.8), trial(2), trial(3)]
+    trials = [
+        dataclasses.replace(t, started=START, finished=START + 10 if t.state == "COMPLETE" else None) for t in trials
+    ]
+    running = {n: child(n, started=START, progress=0.5) for n in (2, 3)}
+    p = decide(trials, running, job=job, status=status)
+    assert kinds(p, StartTrial) == [StartTrial(2, "s-t2r1", PARAMS, 1), StartTrial(3, "s-t3r1", PARAMS, 1)]
+    assert [e.reason for e in p.events if e.reason == "TrialReplicated"] == ["TrialReplicated"] * 2
+    # Once copied, never again (the policy reads `launched` from the observed replicas).
+    replicas = {n: (child(n, replica=1, started=NOW.timestamp()),) for n in (2, 3)}
+    replicas = {n: (dataclasses.replace(replicas[n][0], name=f"s-t{n}r1"),) for n in (2, 3)}
+    again = plan_study(job, StudyObserved(tuple(trials), running, status=status, replicas=replicas), NOW)
+    assert kinds(again, StartTrial) == []
+
+
+def test_the_first_copy_to_finish_wins_and_the_others_are_cancelled() -> None:
+    job = _rep_study(policy="singleFork", forkWhenDone=0.5)
+    original = child(2, started=START, progress=0.6)
+    winner = ChildRun(
+        "s-t2r1",
+        "Succeeded",
+        final_metrics={"val_accuracy": 0.93},
+        replica=1,
+        started=START + 50,
+        finished_at=START + 90,
+        cpu_seconds=40.0,
+    )
+    observed = StudyObserved((trial(2),), {2: original}, status={"phase": "Running"}, replicas={2: (winner,)})
+    p = plan_study(job, observed, NOW)
+    assert kinds(p, TellTrial) == [TellTrial(2, "COMPLETE", (0.93,))]
+    assert kinds(p, StopTrial) == [StopTrial(2, "s-t2", "Cancelled")]
+    # The loser's compute so far (100 s of one 1-CPU worker) is replication waste.
+    assert p.status["cost"]["wastedSeconds"] == {"replicas": 100.0}
+    assert p.status["cost"]["cpuSeconds"] == {"trials": 140.0}
+
+
+def test_a_cancelled_original_does_not_fail_the_trial_while_a_replica_runs() -> None:
+    job = _rep_study(policy="singleFork", forkWhenDone=0.5, original="kill")
+    cancelled = child(2, "Stopped", reason="Cancelled", stop_requested="Cancelled")
+    replica = ChildRun("s-t2r1", "Running", replica=1)
+    observed = StudyObserved((trial(2),), {2: cancelled}, status={"phase": "Running"}, replicas={2: (replica,)})
+    assert kinds(plan_study(job, observed, NOW), TellTrial) == []
+
+
+def test_pruning_stops_every_copy() -> None:
+    job = _rep_study(policy="spark")
+    observed = StudyObserved(
+        (trial(0),),
+        {0: child(0)},
+        frozenset({0}),
+        {"phase": "Running"},
+        replicas={0: (ChildRun("s-t0r1", "Running", replica=1),)},
+    )
+    assert kinds(plan_study(job, observed, NOW), StopTrial) == [
+        StopTrial(0, "s-t0", "Pruned"),
+        StopTrial(0, "s-t0r1", "Pruned"),
+    ]

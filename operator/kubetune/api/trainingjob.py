@@ -389,8 +389,9 @@ TUNABLE: dict[str, tuple[str, ...]] = {
     "model.depth": ("trainer", "model", "depth"),
     "model.width": ("trainer", "model", "width"),
 }
-# A study's trials are child TrainingJobs named <study>-t<number>; leave them room within MAX_NAME_LENGTH.
-MAX_STUDY_NAME_LENGTH = MAX_NAME_LENGTH - 6
+# A study's trials are child TrainingJobs named <study>-t<number>, replicas <study>-t<number>r<replica>; leave them
+# room within MAX_NAME_LENGTH (trial numbers up to 9999, replicas up to 8).
+MAX_STUDY_NAME_LENGTH = MAX_NAME_LENGTH - 8
 
 
 def _cross_field_problems(spec: Mapping[str, Any]) -> list[Problem]:

@@ -67,6 +67,8 @@ class Reason(StrEnum):
     TRIAL_COMPLETED = "TrialCompleted"
     TRIAL_PRUNED = "TrialPruned"
     TRIAL_FAILED = "TrialFailed"
+    TRIAL_REPLICATED = "TrialReplicated"
+    CANCELLED = "Cancelled"  # a losing copy of a replicated trial
     GOAL_REACHED = "GoalReached"
     MAX_TRIALS_REACHED = "MaxTrialsReached"
     MAX_FAILED_TRIALS_REACHED = "MaxFailedTrialsReached"

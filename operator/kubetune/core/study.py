@@ -19,7 +19,9 @@ library and kubetune.api / kubetune.core (no kopf, kubernetes, optuna, mlflow: a
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +31,8 @@ from kubetune.api import TrainingJob
 from kubetune.api.trainingjob import Objective, Tuning
 from kubetune.core.actions import STOP_ANNOTATION
 from kubetune.core.conditions import Condition, Phase, Reason, bounded, for_phase
-from kubetune.core.gang import _parse_time, timestamp
+from kubetune.core.gang import _cpus_per_worker, _parse_time, timestamp
+from kubetune.core.stragglers import StragglerPolicy, TaskBatch, TaskState, build_policy
 
 TrialState = Literal["RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"]
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -38,14 +41,15 @@ MAX_PARETO = 10
 # Child runs carry their study and trial number as labels, and their MLflow parent run as an annotation.
 STUDY_LABEL = "kubetune.dev/study"
 TRIAL_LABEL = "kubetune.dev/trial"
+REPLICA_LABEL = "kubetune.dev/replica"
 PARENT_RUN_ANNOTATION = "kubetune.dev/mlflow-parent-run"
 # Metrics the controller measures for every trial (objectives may name them, e.g. minimise worker_seconds).
 CONTROLLER_METRICS = ("duration_s", "worker_seconds", "gpu_seconds")
 
 
-def trial_name(study: str, number: int) -> str:
-    """The deterministic name of trial ``number``'s child run: ``<study>-t<number>``."""
-    return f"{study}-t{number}"
+def trial_name(study: str, number: int, replica: int = 0) -> str:
+    """The deterministic name of trial ``number``'s child run: ``<study>-t<number>`` (replicas: ``...r<replica>``)."""
+    return f"{study}-t{number}" if replica == 0 else f"{study}-t{number}r{replica}"
 
 
 # --- what the shell observed ------------------------------------------------------------------------------------------
@@ -60,6 +64,8 @@ class TrialRecord:
     params: Mapping[str, Any]
     values: tuple[float, ...] | None = None
     last_step: int | None = None
+    started: float | None = None  # unix seconds (the storage's start and completion times)
+    finished: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,11 @@ class ChildRun:
     duration_s: float | None = None
     epoch: int | None = None  # the newest finished epoch, and its metrics (the trial's intermediate values)
     epoch_metrics: Mapping[str, float] = field(default_factory=dict)
+    replica: int = 0  # 0 for the trial's original run, r for its replica <study>-t<number>r<r>
+    started: float | None = None  # unix seconds
+    finished_at: float | None = None
+    progress: float | None = None  # fraction done (the slowest rank's)
+    cpu_seconds: float = 0.0  # compute of the attempts already closed (status.cost)
 
     @property
     def finished(self) -> bool:
@@ -91,6 +102,10 @@ class ChildRun:
         start, end = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
         raw = status.get("epochMetrics")
         epoch: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        progress = str(status.get("progress", "")).rstrip("%")
+        cost = status.get("cost") if isinstance(status.get("cost"), Mapping) else {}
+        cpu = (cost or {}).get("cpuSeconds") or {}
+        replica = name.rsplit("r", 1)[-1] if re.search(r"-t\d+r\d+$", name) else "0"
         return cls(
             name=name,
             phase=phase,
@@ -101,6 +116,11 @@ class ChildRun:
             duration_s=(end - start).total_seconds() if start and end else None,
             epoch=int(epoch["epoch"]) if isinstance(epoch.get("epoch"), int) else None,
             epoch_metrics={k: float(v) for k, v in (epoch.get("metrics") or {}).items()},
+            replica=int(replica),
+            started=start.timestamp() if start else None,
+            finished_at=end.timestamp() if end else None,
+            progress=float(progress) / 100 if progress.replace(".", "", 1).isdigit() else None,
+            cpu_seconds=sum(float(v) for v in cpu.values()) if isinstance(cpu, Mapping) else 0.0,
         )
 
 
@@ -113,6 +133,12 @@ class StudyObserved:
     prune: frozenset[int] = frozenset()  # running trials whose latest intermediate value the pruner would prune
     status: Mapping[str, Any] = field(default_factory=dict)  # the parent's last written status
     slots: int | None = None  # the shell's own cap on parallel trials (local: the machine's cores)
+    replicas: Mapping[int, tuple[ChildRun, ...]] = field(default_factory=dict)  # each trial's extra copies
+
+    def copies(self, number: int) -> tuple[ChildRun, ...]:
+        """Every observed copy of a trial: its original run first, then its replicas."""
+        original = self.children.get(number)
+        return (*((original,) if original is not None else ()), *self.replicas.get(number, ()))
 
 
 # --- what the plan asks for -------------------------------------------------------------------------------------------
@@ -130,6 +156,7 @@ class StartTrial:
     number: int
     name: str
     params: Mapping[str, Any]
+    replica: int = 0  # > 0: a replica (same values and seed) racing the original
 
 
 @dataclass(frozen=True)
@@ -138,7 +165,7 @@ class StopTrial:
 
     number: int
     name: str
-    reason: Literal["Pruned", "StudyEnded"]
+    reason: Literal["Pruned", "StudyEnded", "Cancelled"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +241,7 @@ class _Study:
     completion_time: str | None
     ending: str | None  # the reason the study is ending, once decided
     passthrough: dict[str, Any]
+    cost: dict[str, dict[str, float]]
     actions: list[StudyAction] = field(default_factory=list)
     events: list[StudyEvent] = field(default_factory=list)
 
@@ -230,6 +258,10 @@ class _Study:
             start_time=status.get("startTime"),
             completion_time=status.get("completionTime"),
             ending=status.get("ending"),
+            cost={
+                key: {str(k): float(v) for k, v in (status.get("cost") or {}).get(key, {}).items()}
+                for key in ("cpuSeconds", "wastedSeconds")
+            },
             passthrough={key: status[key] for key in ("mlflow", "study") if key in status},
         )
 
@@ -257,21 +289,29 @@ def plan_study(job: TrainingJob, observed: StudyObserved, now: datetime) -> Stud
         _stop_running(job, draft, trials, observed, "StudyEnded")
         return StudyPlan(tuple(draft.actions), _status(job, tuning, draft, trials), tuple(draft.events))
 
-    # 1. Finished children are told to the storage.
+    # 1. A trial whose copy succeeded (the first to finish wins), or whose every copy ended, is told to the storage.
     told: dict[int, TrialState] = {}
     for number, trial in sorted(trials.items()):
-        child = observed.children.get(number)
-        if trial.state == "RUNNING" and child is not None and child.finished:
-            tell = _tell(job, tuning, number, child)
-            draft.actions.append(tell)
-            told[number] = tell.state
-            draft.events.append(_trial_event(tell, child))
+        copies = observed.copies(number)
+        if trial.state != "RUNNING" or not copies:
+            continue
+        winner = _winner(copies)
+        if winner is None and not all(c.finished for c in copies):
+            continue
+        lead = winner or _deciding_copy(copies)
+        tell = _tell(job, tuning, number, lead)
+        draft.actions.append(tell)
+        told[number] = tell.state
+        draft.events.append(_trial_event(tell, lead))
+        for copy in copies:
+            if not copy.finished and not copy.stop_requested:
+                draft.actions.append(StopTrial(number, copy.name, "Cancelled"))
+        _account(job, draft, copies, lead if winner is not None else None, tell.state, now.timestamp())
     states = {number: told.get(number, trial.state) for number, trial in trials.items()}
-    trials = {n: TrialRecord(t.number, states[n], t.params, t.values, t.last_step) for n, t in trials.items()}
+    trials = {n: dataclasses.replace(t, state=states[n]) for n, t in trials.items()}
     for action in draft.actions:
         if isinstance(action, TellTrial) and action.values is not None:
-            t = trials[action.number]
-            trials[action.number] = TrialRecord(t.number, t.state, t.params, action.values, t.last_step)
+            trials[action.number] = dataclasses.replace(trials[action.number], values=action.values)
 
     # 2. Does the study end?
     counts = _counts(trials)
@@ -307,7 +347,13 @@ def plan_study(job: TrainingJob, observed: StudyObserved, now: datetime) -> Stud
                 draft.actions.append(StartTrial(number, name, dict(trial.params)))
                 draft.events.append(StudyEvent("Normal", str(Reason.TRIAL_STARTED), _describe_start(number, trial)))
             elif number in observed.prune and not child.stop_requested and not child.finished:
-                draft.actions.append(StopTrial(number, name, "Pruned"))
+                draft.actions += [
+                    StopTrial(number, c.name, "Pruned")
+                    for c in observed.copies(number)
+                    if not c.stop_requested and not c.finished
+                ]
+        # 3b. Replicate stragglers (the straggler policy of spec.resilience).
+        _replicate(job, draft, trials, observed, now)
         # 4. Ask for trials for the free slots, within maxTrials.
         slots = tuning.parallel_trials if observed.slots is None else min(tuning.parallel_trials, observed.slots)
         free = max(0, slots - len(running))
@@ -321,6 +367,129 @@ def plan_study(job: TrainingJob, observed: StudyObserved, now: datetime) -> Stud
             generation,
         )
     return StudyPlan(tuple(draft.actions), _status(job, tuning, draft, trials), tuple(draft.events))
+
+
+MAX_REPLICAS = 8
+
+
+def _winner(copies: Sequence[ChildRun]) -> ChildRun | None:
+    """The copy that succeeded first, if any."""
+    done = [c for c in copies if c.phase == "Succeeded"]
+    return min(done, key=lambda c: (c.finished_at or math.inf, c.replica)) if done else None
+
+
+def _deciding_copy(copies: Sequence[ChildRun]) -> ChildRun:
+    """When no copy succeeded: a pruned copy, else a copy that failed on its own (not cancelled), else the first."""
+    for copy in copies:
+        if copy.phase == "Stopped" and (copy.reason == str(Reason.PRUNED) or copy.stop_requested == "Pruned"):
+            return copy
+    for copy in copies:
+        if copy.stop_requested != "Cancelled":
+            return copy
+    return copies[0]
+
+
+def _compute(job: TrainingJob, copy: ChildRun, now: float) -> float:
+    """A copy's CPU-seconds: its closed ledger when finished, else its running time so far."""
+    if copy.finished and copy.cpu_seconds:
+        return copy.cpu_seconds
+    if copy.started is None:
+        return 0.0
+    end = copy.finished_at if copy.finished_at is not None else now
+    return max(0.0, end - copy.started) * job.spec.parallelism.workers * _cpus_per_worker(job)
+
+
+def _account(
+    job: TrainingJob, draft: _Study, copies: Sequence[ChildRun], winner: ChildRun | None, state: str, now: float
+) -> None:
+    """Add a told trial's compute to the study's cost; pruned trials and losing copies are waste."""
+    spent = {copy.name: _compute(job, copy, now) for copy in copies}
+    cpu, wasted = draft.cost.setdefault("cpuSeconds", {}), draft.cost.setdefault("wastedSeconds", {})
+    cpu["trials"] = cpu.get("trials", 0.0) + sum(spent.values())
+    if state == "PRUNED":
+        wasted["pruned"] = wasted.get("pruned", 0.0) + sum(spent.values())
+    elif len(copies) > 1:
+        keep = winner.name if winner is not None else copies[0].name
+        extra = sum(seconds for name, seconds in spent.items() if name != keep)
+        wasted["replicas"] = wasted.get("replicas", 0.0) + extra
+
+
+def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, now: float) -> TaskState:
+    """One trial as a straggler policy sees it (times relative to the study's start)."""
+    original = next((c for c in copies if c.replica == 0), None)
+    start = (original.started if original and original.started else trial.started) or now
+    finished_at = None
+    if trial.state in FINISHED_STATES:
+        ends = [c.finished_at for c in copies if c.finished_at is not None]
+        finished_at = trial.finished or (min(ends) if ends else now)
+    live = [c for c in copies if not c.finished and not c.stop_requested]
+    progress = rate = None
+    ahead = max(live, key=lambda c: c.progress or 0.0, default=None)
+    if ahead is not None and ahead.progress is not None and ahead.started is not None and now > ahead.started:
+        progress, rate = ahead.progress, ahead.progress / (now - ahead.started)
+    replicas = [c for c in copies if c.replica > 0]
+    first_copy = min((c.started for c in replicas if c.started is not None), default=None)
+    return TaskState(
+        start=start - origin,
+        finished_at=None if finished_at is None else finished_at - origin,
+        progress=progress,
+        rate=rate,
+        copies=max(1, len(live)) if finished_at is None else 0,
+        launched=1 + max((c.replica for c in copies), default=0),
+        first_copy_at=None if first_copy is None else first_copy - origin,
+    )
+
+
+def _replicate(
+    job: TrainingJob, draft: _Study, trials: Mapping[int, TrialRecord], observed: StudyObserved, now: datetime
+) -> None:
+    """Ask the straggler policy which running trials to copy (same values, same seed) and carry it into actions."""
+    policy = straggler_policy(job)
+    if policy is None or not trials:
+        return
+    assert job.spec.tuning is not None
+    origin = _parse_time(draft.start_time) or now
+    numbers = sorted(trials)
+    tasks = [_task_state(trials[n], observed.copies(n), origin.timestamp(), now.timestamp()) for n in numbers]
+    batch = TaskBatch.from_tasks(now.timestamp() - origin.timestamp(), tasks, slots=job.spec.tuning.parallel_trials)
+    for replicate in policy.decide(batch).for_job(0):
+        number = numbers[replicate.task]
+        trial, copies = trials[number], observed.copies(number)
+        if trial.state != "RUNNING" or not copies:
+            continue
+        launched = 1 + max(c.replica for c in copies)
+        count = min(replicate.copies, MAX_REPLICAS + 1 - launched)
+        if count <= 0:
+            continue
+        if replicate.kill_original:
+            draft.actions += [
+                StopTrial(number, c.name, "Cancelled") for c in copies if not c.finished and not c.stop_requested
+            ]
+        for replica in range(launched, launched + count):
+            draft.actions.append(StartTrial(number, trial_name(job.name, number, replica), dict(trial.params), replica))
+        killed = ", original cancelled" if replicate.kill_original else ""
+        message = f"trial {number}: {count} replica(s) launched by {policy.describe()}{killed}"
+        draft.events.append(StudyEvent("Normal", str(Reason.TRIAL_REPLICATED), message))
+
+
+def straggler_policy(job: TrainingJob) -> StragglerPolicy | None:
+    """The straggler policy ``spec.resilience.stragglers`` selects (None for ``none``)."""
+    spec = job.spec.resilience.stragglers
+    options: dict[str, Any]
+    if spec.policy == "none":
+        return None
+    if spec.policy == "spark":
+        options = {"quantile": spec.quantile, "multiplier": spec.multiplier}
+    elif spec.policy == "late":
+        options = {"cap": spec.max_copies_fraction}
+    elif spec.policy == "singleFork":
+        fork = {"forkWhenDone": spec.fork_when_done} if spec.fork_when_done is not None else {}
+        if spec.fork_at_seconds is not None:
+            fork = {"forkAtTime": spec.fork_at_seconds}
+        options = {**fork, "replicas": spec.replicas, "original": spec.original}
+    else:
+        options = {"maxExtraCost": spec.max_extra_cost}
+    return build_policy(spec.policy, **options)
 
 
 def _tell(job: TrainingJob, tuning: Tuning, number: int, child: ChildRun) -> TellTrial:
@@ -363,11 +532,12 @@ def _stop_running(
     observed: StudyObserved,
     reason: Literal["StudyEnded"],
 ) -> None:
-    for number, child in sorted(observed.children.items()):
-        trial = trials.get(number)
-        running = trial is not None and trial.state in ("RUNNING", "WAITING")
-        if running and not child.finished and not child.stop_requested:
-            draft.actions.append(StopTrial(number, trial_name(job.name, number), reason))
+    for number, trial in sorted(trials.items()):
+        if trial.state not in ("RUNNING", "WAITING"):
+            continue
+        for copy in observed.copies(number):
+            if not copy.finished and not copy.stop_requested:
+                draft.actions.append(StopTrial(number, copy.name, reason))
 
 
 def _counts(trials: Mapping[int, TrialRecord]) -> dict[str, int]:
@@ -516,6 +686,10 @@ def _status(job: TrainingJob, tuning: Tuning, draft: _Study, trials: Mapping[int
         status["startTime"] = draft.start_time
     if draft.completion_time:
         status["completionTime"] = draft.completion_time
+    if any(draft.cost.values()):
+        status["cost"] = {
+            key: {k: round(v, 3) for k, v in sorted(values.items())} for key, values in draft.cost.items()
+        }
     if draft.ending and not draft.phase.terminal:
         status["ending"] = draft.ending  # decided once: trials cut short must not change why the study ends
     status.update(draft.passthrough)

@@ -53,6 +53,10 @@ logger = logging.getLogger(__name__)
 JOURNAL_FILE = "study.journal"
 
 
+def _advance(copy: ChildRun) -> float:
+    return copy.epoch if copy.epoch is not None else -1.0
+
+
 def slots_for(job: TrainingJob, cores: int | None = None) -> int:
     """How many trials this machine runs at once: ``parallelTrials``, capped by cores per trial's workers."""
     assert job.spec.tuning is not None
@@ -84,9 +88,12 @@ class LocalStudyRunner:
         self.slots = slots_for(job, cores)
         cores = cores or os.cpu_count() or 1
         self.child_threads = max(1, cores // (self.slots * job.spec.parallelism.workers))
-        self.children: dict[int, LocalRunner] = {}
+        # Every copy of every trial by name (the original <study>-t<n> and replicas <study>-t<n>r<r>), with its
+        # trial number; a copy stays until its run is over, even after its trial was told.
+        self.runs: dict[str, tuple[int, LocalRunner]] = {}
         self.invalid: dict[int, ChildRun] = {}  # trials whose values make an invalid TrainingJob
         self.status: dict[str, Any] = {}
+        self.told: set[int] = set()
         self.controller: StudyController | None = None
         self._started = time.monotonic()
 
@@ -154,50 +161,73 @@ class LocalStudyRunner:
         )
 
     def _start(self, action: StartTrial) -> None:
-        if action.number in self.children or action.number in self.invalid:
+        if action.name in self.runs or action.number in self.invalid:
             return  # create-if-absent
         ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
-        manifest = child_manifest(self.job, action.number, action.params, parent_run_id=ref.run_id if ref else None)
+        manifest = child_manifest(
+            self.job, action.number, action.params, parent_run_id=ref.run_id if ref else None, replica=action.replica
+        )
         try:
             child_job = parse(manifest)
         except SpecError as error:
             self.invalid[action.number] = ChildRun(action.name, "Failed", "InvalidSpec", f"invalid trial: {error}")
             return
         assert self.controller is not None
-        self.controller.set_child(action.number, action.name)
+        if action.replica == 0:
+            self.controller.set_child(action.number, action.name)
         runner = LocalRunner(child_job, self._child_options())
         runner.begin()
-        self.children[action.number] = runner
+        self.runs[action.name] = (action.number, runner)
 
     def _stop(self, action: StopTrial) -> None:
-        runner = self.children.get(action.number)
-        if runner is not None:
+        entry = self.runs.get(action.name)
+        if entry is not None:
+            runner = entry[1]
             runner.job = dataclasses.replace(
                 runner.job, annotations={**runner.job.annotations, STOP_ANNOTATION: action.reason}
             )
 
-    def _observe_children(self) -> dict[int, ChildRun]:
-        out = dict(self.invalid)
-        for number, runner in self.children.items():
-            out[number] = ChildRun.from_status(runner.job.name, runner.status, runner.job.annotations)
-        return out
+    def _copies(self) -> tuple[dict[int, ChildRun], dict[int, tuple[ChildRun, ...]]]:
+        """Each trial's original run and its replicas, as observed now."""
+        children: dict[int, ChildRun] = dict(self.invalid)
+        replicas: dict[int, list[ChildRun]] = {}
+        for name, (number, runner) in self.runs.items():
+            copy = ChildRun.from_status(name, runner.status, runner.job.annotations)
+            if copy.replica == 0:
+                children[number] = copy
+            else:
+                replicas.setdefault(number, []).append(copy)
+        return children, {n: tuple(sorted(c, key=lambda r: r.replica)) for n, c in replicas.items()}
 
     def _tell(self, action: TellTrial) -> None:
         assert self.controller is not None
         self.controller.tell(action)
-        runner = self.children.pop(action.number, None)
-        if runner is not None:
-            runner.finish()
+        self.told.add(action.number)
         self.invalid.pop(action.number, None)
+
+    def _reap(self) -> None:
+        """Close the runs that are over: a told trial's copies once they have stopped."""
+        for name, (number, runner) in list(self.runs.items()):
+            over = runner.status.get("phase") in ("Succeeded", "Failed", "Stopped") and not runner._any_alive()
+            if number in self.told and over:
+                runner.finish()
+                del self.runs[name]
 
     # --- the loop ---------------------------------------------------------------------------------------------------
 
     def step(self) -> StudyPlan:
         """Tick every child, then observe, plan and act for the study once."""
         assert self.controller is not None
-        for runner in list(self.children.values()):
+        for _, runner in list(self.runs.values()):
             runner.tick()
-        observed = self.controller.observe(self._observe_children(), self.status, self.slots)
+        children, replicas = self._copies()
+        # The pruner reads the most advanced live copy of each trial.
+        leads = {
+            number: max((c for c in (child, *replicas.get(number, ())) if not c.finished), key=_advance, default=child)
+            for number, child in children.items()
+        }
+        observed = self.controller.observe(leads, self.status, self.slots)
+        observed = dataclasses.replace(observed, children=children, replicas=replicas)
         decided = plan_study(self.job, observed, self.clock())
         for event in decided.events:
             self.on_event(event)
@@ -216,6 +246,7 @@ class LocalStudyRunner:
         if new_status != self.status:
             self.status = new_status
             self._save_state()
+        self._reap()
         if asked:
             return self.step()  # the new trials get their children now, by the same rule as after a restart
         return decided
@@ -229,7 +260,7 @@ class LocalStudyRunner:
                     decided = self.step()
                     assert self.controller is not None
                     self.on_tick(self.status, self.controller.rows())
-                    if decided.terminal and not self.children:
+                    if decided.terminal and not self.runs:
                         break
                     time.sleep(self.options.poll_interval)
         except KeyboardInterrupt:
@@ -238,7 +269,7 @@ class LocalStudyRunner:
         return self.finish()
 
     def shutdown(self) -> None:
-        for runner in self.children.values():
+        for _, runner in self.runs.values():
             runner.shutdown()
             runner.finish()
         self._save_state()

@@ -169,6 +169,8 @@ def _record(trial: FrozenTrial) -> TrialRecord:
         params=dict(trial.params),
         values=values if trial.state == TrialState.COMPLETE else None,
         last_step=trial.last_step,
+        started=trial.datetime_start.timestamp() if trial.datetime_start else None,
+        finished=trial.datetime_complete.timestamp() if trial.datetime_complete else None,
     )
 
 

@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from kubetune.api import TrainingJob
 from kubetune.api.trainingjob import TUNABLE, Parameter
-from kubetune.core.study import PARENT_RUN_ANNOTATION, STUDY_LABEL, TRIAL_LABEL, trial_name
+from kubetune.core.study import PARENT_RUN_ANNOTATION, REPLICA_LABEL, STUDY_LABEL, TRIAL_LABEL, trial_name
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
@@ -88,13 +88,24 @@ def apply_params(spec: Mapping[str, Any], job: TrainingJob, params: Mapping[str,
 
 
 def child_manifest(
-    job: TrainingJob, number: int, params: Mapping[str, Any], *, parent_run_id: str | None = None
+    job: TrainingJob,
+    number: int,
+    params: Mapping[str, Any],
+    *,
+    parent_run_id: str | None = None,
+    replica: int = 0,
 ) -> dict[str, Any]:
-    """Trial ``number``'s child TrainingJob: the study's spec with the trial's values, labelled with both."""
+    """Trial ``number``'s child TrainingJob (or its ``replica``): the study's spec with the trial's values."""
     manifest = job.manifest
     labels = {**job.labels, STUDY_LABEL: job.name, TRIAL_LABEL: str(number)}
     annotations = {PARENT_RUN_ANNOTATION: parent_run_id} if parent_run_id else {}
-    metadata: dict[str, Any] = {"name": trial_name(job.name, number), "namespace": job.namespace, "labels": labels}
+    if replica:
+        labels[REPLICA_LABEL] = str(replica)
+    metadata: dict[str, Any] = {
+        "name": trial_name(job.name, number, replica),
+        "namespace": job.namespace,
+        "labels": labels,
+    }
     if annotations:
         metadata["annotations"] = annotations
     return {
