@@ -36,6 +36,8 @@ def _api_client() -> client.ApiClient:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
         )
+    # One connection per reconcile thread (the default pool keeps 5 per CPU and drops the rest after each request).
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
     return client.ApiClient(configuration)
 
 
@@ -94,14 +96,15 @@ class KubernetesAdapter:
             raise
         return True
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the TrainingJob's ``/status`` subresource."""
-        self.request(
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Merge-patch the TrainingJob's ``/status`` subresource; returns the job as the API server answered it."""
+        answer: Mapping[str, Any] | None = self.request(
             "PATCH",
             f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
             {"status": dict(status)},
             content_type="application/merge-patch+json",
         )
+        return answer
 
     def record_event(self, owner: Mapping[str, Any], event: Event) -> None:
         """A core/v1 Event on the TrainingJob; failures are logged, never raised (Events are best effort)."""

@@ -1,17 +1,24 @@
 """The kopf handlers: thin registrations that keep indexes and run one reconcile loop per TrainingJob.
 
 Decides: only wiring. Indexes hold each job's pods and services by the ``kubetune.dev/job`` label; one daemon per
-TrainingJob re-plans from scratch whenever its pods or the job change and at least every ``resync_seconds``
-(level-triggered); the work of a pass is :func:`kubetune.operator.reconcile.reconcile`, run in a worker thread
-because the adapter's client blocks. kopf's finalizer and annotations live under ``kubetune.dev``.
+TrainingJob re-plans from scratch whenever its pods or the job change and at least every ``resync_seconds`` while the
+job is not finished (level-triggered; a finished job with nothing left to do waits for its next change); the work of a
+pass is :func:`kubetune.operator.reconcile.reconcile`, run in a worker thread because the adapter's client blocks, with
+the job's :class:`~kubetune.operator.reconcile.JobMemory` (what this process's earlier passes did to it). At most
+``PARALLEL_PASSES`` passes run at once and each takes its snapshot of the indexes when it starts, so that the events
+that arrive while a job waits for a thread or while its pass runs coalesce into one more pass; the watch event of the
+job's own status patch wakes nobody (it brings nothing the memory does not hold). The index and wake-up handlers are
+coroutines, so kopf runs them on its event loop instead of handing each watch event to a thread. kopf's finalizer and
+annotations live under ``kubetune.dev``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,19 +27,31 @@ import kopf
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.operator.adapter import KubernetesAdapter
 from kubetune.operator.metrics import OperatorMetrics
-from kubetune.operator.reconcile import reconcile
+from kubetune.operator.reconcile import JobMemory, reconcile
 from kubetune.operator.settings import JOB_LABEL, OperatorSettings
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
-_wakeups: dict[Key, asyncio.Event] = {}
+# Passes running at once, each in a thread of its own (they mostly wait on the API server).
+PARALLEL_PASSES = 24
+
+
+@dataclass
+class _Loop:
+    """One TrainingJob's reconcile loop: what wakes it, and what its passes remember."""
+
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    memory: JobMemory = field(default_factory=JobMemory)
+
+
+_loops: dict[Key, _Loop] = {}
 
 
 def _wake(namespace: str | None, name: str | None) -> None:
-    event = _wakeups.get((str(namespace), str(name)))
-    if event is not None:
-        event.set()
+    loop = _loops.get((str(namespace), str(name)))
+    if loop is not None:
+        loop.wakeup.set()
 
 
 def _pod_snapshot(body: kopf.Body) -> dict[str, Any]:
@@ -66,8 +85,17 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     ours: OperatorSettings = memo.settings
     memo.setdefault("metrics", OperatorMetrics())
     memo.setdefault("adapter", KubernetesAdapter())
+    memo.setdefault("passes", asyncio.Semaphore(PARALLEL_PASSES))
+    memo.setdefault("pass_threads", ThreadPoolExecutor(PARALLEL_PASSES, thread_name_prefix="kubetune-pass"))
     if ours.metrics_port:
         memo.metrics.serve(ours.metrics_port)
+
+
+@kopf.on.cleanup()
+async def release(memo: kopf.Memo, **_: Any) -> None:
+    threads = memo.get("pass_threads")
+    if threads is not None:
+        threads.shutdown(wait=False, cancel_futures=True)
 
 
 @kopf.on.login()
@@ -77,24 +105,30 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.index("pods", labels={JOB_LABEL: kopf.PRESENT}, id="pods_by_job")
-def pods_by_job(
+async def pods_by_job(
     body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[Key, dict[str, Any]]:
     return {(str(namespace), labels[JOB_LABEL]): _pod_snapshot(body)}
 
 
 @kopf.index("services", labels={JOB_LABEL: kopf.PRESENT}, id="services_by_job")
-def services_by_job(namespace: str | None, labels: Mapping[str, str], name: str, **_: Any) -> dict[Key, str]:
+async def services_by_job(namespace: str | None, labels: Mapping[str, str], name: str, **_: Any) -> dict[Key, str]:
     return {(str(namespace), labels[JOB_LABEL]): name}
 
 
 @kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT}, id="wake-on-pod")
-def wake_on_pod(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def wake_on_pod(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     _wake(namespace, labels.get(JOB_LABEL))
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL, id="wake-on-job")
-def wake_on_job(namespace: str | None, name: str, **_: Any) -> None:
+def _news(namespace: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> bool:
+    """False for the watch event of the job's own last status patch (nothing in it is news to its loop)."""
+    loop = _loops.get((str(namespace), name))
+    return loop is None or not loop.memory.is_written(meta.get("resourceVersion"))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="wake-on-job", when=_news)
+async def wake_on_job(namespace: str | None, name: str, **_: Any) -> None:
     _wake(namespace, name)
 
 
@@ -105,21 +139,40 @@ async def run_job(
     pods_by_job: kopf.Index[Key, dict[str, Any]] = kwargs["pods_by_job"]
     services_by_job: kopf.Index[Key, str] = kwargs["services_by_job"]
     key = (str(namespace), name)
-    wakeup = _wakeups.setdefault(key, asyncio.Event())
+    loop = _loops.setdefault(key, _Loop())
     settings: OperatorSettings = memo.settings
+    stopping = asyncio.ensure_future(stopped.wait())
     try:
         while not stopped:
-            wakeup.clear()
-            pods = [dict(pod) for pod in pods_by_job.get(key, [])]
-            has_service = bool(list(services_by_job.get(key, [])))
-            try:
-                await asyncio.to_thread(
-                    reconcile, dict(body), pods, has_service, memo.adapter, settings, datetime.now(UTC), memo.metrics
-                )
-            except Exception:
-                logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout=settings.resync_seconds)
+            idle = False
+            async with memo.passes:  # the snapshot is taken when a worker thread is free: never stale in a queue
+                loop.wakeup.clear()
+                pods = [dict(pod) for pod in pods_by_job.get(key, [])]
+                has_service = bool(list(services_by_job.get(key, [])))
+                try:
+                    decided = await asyncio.get_running_loop().run_in_executor(
+                        memo.pass_threads,
+                        reconcile,
+                        dict(body),
+                        pods,
+                        has_service,
+                        memo.adapter,
+                        settings,
+                        datetime.now(UTC),
+                        memo.metrics,
+                        loop.memory,
+                    )
+                    idle = decided.terminal and not decided.actions
+                except Exception:
+                    logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
+            if loop.memory.replan:
+                continue  # it moved the phase or attempt: plan again at once (its own watch event wakes nobody)
+            woken = asyncio.ensure_future(loop.wakeup.wait())
+            timeout = None if idle else settings.resync_seconds
+            await asyncio.wait({woken, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
     finally:
-        _wakeups.pop(key, None)
+        stopping.cancel()
+        if _loops.get(key) is loop:
+            del _loops[key]
         memo.metrics.forget(key)

@@ -7,7 +7,7 @@ gauges (jobs by phase). Counters move on the plan's Events, so each transition c
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
@@ -34,6 +34,7 @@ class OperatorMetrics:
         )
         self.jobs = Gauge("kubetune_trainingjobs", "TrainingJobs by phase.", ["phase"], registry=self.registry)
         self._phases: dict[tuple[str, str], str] = {}
+        self._counts: dict[str, int] = dict.fromkeys(PHASES, 0)  # kept up to date: a pass costs O(1), not O(jobs)
         self._lock = threading.Lock()
         for phase in PHASES:
             self.jobs.labels(phase=phase).set(0)
@@ -49,21 +50,21 @@ class OperatorMetrics:
             if event.type == "Warning" and phase == "Failed" and event.reason not in RESTART_REASONS:
                 self.failed.inc()
         with self._lock:
+            self._move(self._phases.get(key), phase)
             self._phases[key] = phase
-            self._refresh()
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._phases.pop(key, None)
-            self._refresh()
+            self._move(self._phases.pop(key, None), None)
 
-    def _refresh(self) -> None:
-        counts: Mapping[str, int] = {phase: 0 for phase in PHASES}
-        counts = dict(counts)
-        for phase in self._phases.values():
-            counts[phase] = counts.get(phase, 0) + 1
-        for phase, count in counts.items():
-            self.jobs.labels(phase=phase).set(count)
+    def _move(self, old: str | None, new: str | None) -> None:
+        """One job went from phase ``old`` to ``new`` (None: not counted): only those two gauges change."""
+        if old == new:
+            return
+        for phase, step in ((old, -1), (new, 1)):
+            if phase is not None:
+                self._counts[phase] = self._counts.get(phase, 0) + step
+                self.jobs.labels(phase=phase).set(self._counts[phase])
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

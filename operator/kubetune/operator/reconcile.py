@@ -4,13 +4,21 @@ Decides: the order of a pass — parse the spec (a bad one fails the job with ``
 operator), make sure the headless Service and the MLflow run exist, call :func:`kubetune.core.plan` on what the
 indexes hold, carry out its actions through the adapter, record its Events, and patch the status only when it
 changed. Nothing here depends on having seen a particular event: running it again on the same world is a no-op.
+
+A pass can run before the watches show what the previous pass did (its status patch, the pods it created). A
+:class:`JobMemory` per job, kept by the caller, covers that window, as Kubernetes controllers' expectations do: the
+status last written stands in for the job's own until the watch brings a newer version of the job (so the same
+transition is neither planned twice, with a second Event, nor written twice), and the children created or deleted
+are not created or deleted again until the indexes show them or ``EXPECTATION_SECONDS`` pass.
 Imports no kopf (the handlers call it) and talks to the API only through the adapter it is given.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,13 +32,20 @@ from kubetune.operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
 
+# How long a child this process created (or deleted) is taken as created (or deleted) without the index showing it.
+EXPECTATION_SECONDS = 15.0
+# The status fields whose change lets the next plan act without anything else changing (a new attempt's workers are
+# created once the old ones are gone, a suspended or resumed job acts on it): a pass that moves them is followed by
+# another at once. The others (worker summaries, metrics, progress) only describe what the watches will bring anyway.
+DECISIVE_KEYS = ("phase", "attempt")
+
 
 class Adapter(Protocol):
     def create_if_absent(self, obj: dict[str, Any], owner: Mapping[str, Any]) -> bool: ...
 
     def delete_pod_if_present(self, namespace: str, name: str) -> bool: ...
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
     def record_event(self, owner: Mapping[str, Any], event: Event) -> None: ...
 
@@ -50,6 +65,80 @@ def _mlflow(
         adapter.record_event(body, Event("Warning", "TrackingUnavailable", f"MLflow at {uri}: {error}"[:1024]))
 
 
+@dataclass
+class JobMemory:
+    """What this process last did to one TrainingJob, for the passes that run before the watches show it."""
+
+    status: dict[str, Any] | None = None  # the status as the last patch left it
+    written_rv: str | None = None  # the job's resourceVersion after that patch (None: the adapter did not say)
+    base_rv: str | None = None  # the job's resourceVersion the pass that wrote it had seen
+    expected: dict[str, float] = field(default_factory=dict)  # "Kind/name" created -> monotonic deadline
+    deleted: dict[str, float] = field(default_factory=dict)  # pod name deleted -> monotonic deadline
+    replan: bool = False  # the last pass moved the job's phase or attempt: plan again at once (it may go on)
+
+    def current_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's status: the one last written while the watched ``body`` is older than that write."""
+        seen = dict(body.get("status") or {})
+        if self.status is None:
+            return seen
+        rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        if rv and rv == self.base_rv:
+            return dict(self.status)  # the very version the write was planned from: stale
+        if rv.isdigit() and (self.written_rv or "").isdigit() and int(rv) < int(self.written_rv or 0):
+            return dict(self.status)  # older than the write (the API server's versions are ordered)
+        self.status = None  # the watch has caught up: from now on the body is the truth
+        return seen
+
+    def written(self, body: Mapping[str, Any], status: Mapping[str, Any], answer: Mapping[str, Any] | None) -> None:
+        self.base_rv = str((body.get("metadata") or {}).get("resourceVersion") or "") or None
+        if answer is not None and isinstance(answer.get("status"), Mapping):
+            self.status = dict(answer["status"])
+            self.written_rv = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
+        else:
+            self.status, self.written_rv = dict(status), None
+
+    def is_written(self, rv: str | None) -> bool:
+        """Whether a job version is the one this process's last status patch produced (its watch event brings
+        nothing new)."""
+        return rv is not None and rv == self.written_rv
+
+    def expect(self, table: dict[str, float], key: str) -> None:
+        table[key] = time.monotonic() + EXPECTATION_SECONDS
+
+    def pending(self, table: dict[str, float], key: str) -> bool:
+        deadline = table.get(key)
+        if deadline is None:
+            return False
+        if deadline < time.monotonic():
+            del table[key]
+            return False
+        return True
+
+    def observed(self, pods: Iterable[str], has_service: bool, service: str) -> None:
+        """What the indexes show now satisfies the expectations about it."""
+        present = set(pods)
+        for name in present:
+            self.expected.pop(f"Pod/{name}", None)
+        for name in [n for n in self.deleted if n not in present]:  # gone: nothing left to delete
+            del self.deleted[name]
+        if has_service:
+            self.expected.pop(f"Service/{service}", None)
+
+
+def _changes(current: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """Whether a JSON merge patch would change ``current``."""
+    for key, value in patch.items():
+        if value is None:
+            if key in current:
+                return True
+        elif isinstance(value, Mapping) and isinstance(current.get(key), Mapping):
+            if _changes(current[key], value):
+                return True
+        elif key not in current or current[key] != value:
+            return True
+    return False
+
+
 def _plan_valid(
     job: TrainingJob,
     workers: tuple[WorkerObservation, ...],
@@ -59,10 +148,13 @@ def _plan_valid(
     settings: OperatorSettings,
     now: datetime,
     body: Mapping[str, Any],
+    memory: JobMemory,
 ) -> Plan:
     if status.get("phase") not in ("Succeeded", "Failed"):
-        if not has_service:
+        key = f"Service/{job.name}"
+        if not has_service and not memory.pending(memory.expected, key):
             adapter.create_if_absent(build_service(job, settings), body)
+            memory.expect(memory.expected, key)
         _mlflow(job, status, settings, adapter, body)
     return plan(job, Observed(workers, status), now)
 
@@ -75,12 +167,16 @@ def reconcile(
     settings: OperatorSettings,
     now: datetime,
     metrics: OperatorMetrics | None = None,
+    memory: JobMemory | None = None,
 ) -> Plan:
-    """Drive one TrainingJob one step towards its plan."""
+    """Drive one TrainingJob one step towards its plan (``memory``: what this process's earlier passes did to it)."""
+    memory = memory if memory is not None else JobMemory()
     metadata = body.get("metadata", {})
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
-    status = dict(body.get("status") or {})
+    status = memory.current_status(body)
+    previous = dict(status)
     workers = tuple(w for w in (observe_pod(pod) for pod in pods) if w is not None)
+    memory.observed((w.name for w in workers), has_service, name)
     job: TrainingJob | None
     try:
         job = parse(dict(body))
@@ -88,7 +184,7 @@ def reconcile(
         decided = plan_invalid(int(metadata.get("generation") or 1), error.problems, Observed(workers, status), now)
         job = None
     else:
-        decided = _plan_valid(job, workers, status, has_service, adapter, settings, now, body)
+        decided = _plan_valid(job, workers, status, has_service, adapter, settings, now, body, memory)
     ref = tracking.RunRef.from_dict(decided.status.get("mlflow"))
     for action in decided.actions:
         if isinstance(action, CreateWorker) and job is not None:
@@ -100,13 +196,19 @@ def reconcile(
                 run_id=ref.run_id if ref else None,
                 tracking_uri=ref.tracking_uri if ref else None,
             )
-            adapter.create_if_absent(pod, body)
-        elif isinstance(action, DeleteWorker):
+            key = f"Pod/{action.name}"
+            if not memory.pending(memory.expected, key):  # else created by an earlier pass: the index lags
+                adapter.create_if_absent(pod, body)
+                memory.expect(memory.expected, key)
+        elif isinstance(action, DeleteWorker) and not memory.pending(memory.deleted, action.name):
             adapter.delete_pod_if_present(namespace, action.name)
+            memory.expect(memory.deleted, action.name)
     for event in decided.events:
         adapter.record_event(body, event)
-    if dict(decided.status) != dict(body.get("status") or {}):
-        adapter.patch_status(namespace, name, decided.status)
+    memory.replan = False
+    if _changes(previous, decided.status):
+        memory.written(body, decided.status, adapter.patch_status(namespace, name, decided.status))
+        memory.replan = any(previous.get(key) != decided.status.get(key) for key in DECISIVE_KEYS)
     if metrics is not None:
         metrics.observe(
             (namespace, name),
@@ -114,7 +216,7 @@ def reconcile(
             decided.events,
             job.spec.parallelism.workers if job else 0,
         )
-    if decided.terminal and ref is not None and (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+    if decided.terminal and ref is not None and previous.get("phase") not in ("Succeeded", "Failed"):
         _end_run(ref, dict(decided.status))
     return decided
 

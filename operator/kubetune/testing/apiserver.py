@@ -62,9 +62,17 @@ from kubetune.testing.apiserver_store import ApiError, Store, WatchEvent, utc_no
 
 __all__ = ["ApiError", "Fault", "Store", "TestAPIServer"]
 
-SERVER_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-kubetune", "gitCommit": "", "gitTreeState": "",
-                  "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc",
-                  "platform": "linux/amd64"}
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-kubetune",
+    "gitCommit": "",
+    "gitTreeState": "",
+    "buildDate": "2025-01-01T00:00:00Z",
+    "goVersion": "go1.24",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 
 @dataclass
@@ -109,8 +117,14 @@ _DONE = object()
 class _Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with the store's semantics in place of its own ``_handle``."""
 
-    def attach(self, store: Store, faults: list[Fault], counts: collections.Counter[tuple[str, str]],
-               bookmark_interval: float, request_log: int) -> None:
+    def attach(
+        self,
+        store: Store,
+        faults: list[Fault],
+        counts: collections.Counter[tuple[str, str]],
+        bookmark_interval: float,
+        request_log: int,
+    ) -> None:
         self.store = store
         self.faults = faults
         self.counts = counts
@@ -126,8 +140,13 @@ class _Emulator(kmock.KubernetesEmulator):
         # (the measured 500); the request is built here from the HTTP facts only, then handled as kmock would.
         body = await raw_request.read()
         request = kmock.Request(
-            id=self._served, raw_request=raw_request, url=raw_request.url, method=raw_request.method,
-            params=dict(raw_request.query), headers=dict(raw_request.headers), body=body,
+            id=self._served,
+            raw_request=raw_request,
+            url=raw_request.url,
+            method=raw_request.method,
+            params=dict(raw_request.query),
+            headers=dict(raw_request.headers),
+            body=body,
             text=body.decode("utf-8", "replace"),
         )
         self._served += 1
@@ -221,11 +240,15 @@ class _Emulator(kmock.KubernetesEmulator):
                     return await self._watch(request, target, selector)
                 items, rv = store.select(info, target.namespace, selector)
                 if _wants_table(request):
-                    return aiohttp.web.json_response(table(info, [_present(info, o) for o in items], str(rv),
-                                                           _now()))
-                return aiohttp.web.json_response({
-                    "kind": f"{info.kind}List", "apiVersion": info.api_version,
-                    "metadata": {"resourceVersion": str(rv)}, "items": [_present(info, o) for o in items]})
+                    return aiohttp.web.json_response(table(info, [_present(info, o) for o in items], str(rv), _now()))
+                return aiohttp.web.json_response(
+                    {
+                        "kind": f"{info.kind}List",
+                        "apiVersion": info.api_version,
+                        "metadata": {"resourceVersion": str(rv)},
+                        "items": [_present(info, o) for o in items],
+                    }
+                )
             if method == "POST":
                 created = store.create(info, target.namespace, _body(request))
                 return aiohttp.web.json_response(_present(info, created), status=201)
@@ -235,8 +258,14 @@ class _Emulator(kmock.KubernetesEmulator):
                 for obj in items:
                     meta = obj["metadata"]
                     store.delete(info, meta.get("namespace"), meta["name"])
-                return aiohttp.web.json_response({"kind": f"{info.kind}List", "apiVersion": info.api_version,
-                                                  "metadata": {}, "items": [_present(info, o) for o in items]})
+                return aiohttp.web.json_response(
+                    {
+                        "kind": f"{info.kind}List",
+                        "apiVersion": info.api_version,
+                        "metadata": {},
+                        "items": [_present(info, o) for o in items],
+                    }
+                )
             raise ApiError(405, f"{method} is not allowed on a collection")
 
         name, sub = target.name, target.subresource
@@ -245,21 +274,31 @@ class _Emulator(kmock.KubernetesEmulator):
             if not node:
                 raise ApiError(422, "Binding is invalid: target.name: Required value")
             store.bind(target.namespace or "default", name, str(node))
-            return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                              "status": "Success", "code": 201}, status=201)
+            return aiohttp.web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, status=201
+            )
         if sub == "eviction" and method == "POST":
             evicted = evict(store, info, target.namespace, name)
-            return aiohttp.web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                              "status": "Success", "code": 201,
-                                              "details": {"name": evicted["metadata"]["name"]}}, status=201)
+            return aiohttp.web.json_response(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "code": 201,
+                    "details": {"name": evicted["metadata"]["name"]},
+                },
+                status=201,
+            )
         if sub == "log":
             pod = store.get(info, target.namespace, name)
             return aiohttp.web.Response(text=self._log(pod, params.get("tailLines")), content_type="text/plain")
         if method == "GET":
             obj = store.get(info, target.namespace, name)
             if _wants_table(request):
-                return aiohttp.web.json_response(table(info, [_present(info, obj)], obj["metadata"][
-                    "resourceVersion"], _now()))
+                return aiohttp.web.json_response(
+                    table(info, [_present(info, obj)], obj["metadata"]["resourceVersion"], _now())
+                )
             return aiohttp.web.json_response(_present(info, obj))
         if method == "PUT":
             replaced = store.replace(info, target.namespace, name, _body(request), sub)
@@ -271,10 +310,17 @@ class _Emulator(kmock.KubernetesEmulator):
             grace = params.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
             propagation = params.get("propagationPolicy", options.get("propagationPolicy")) or "Background"
             uid = (options.get("preconditions") or {}).get("uid")
-            deleted = store.delete(info, target.namespace, name, grace_seconds=None if grace is None else int(grace),
-                                   propagation=propagation, uid=uid)
-            pending = bool(deleted["metadata"].get("deletionTimestamp")) and _exists(store, info, target.namespace,
-                                                                                      name)
+            deleted = store.delete(
+                info,
+                target.namespace,
+                name,
+                grace_seconds=None if grace is None else int(grace),
+                propagation=propagation,
+                uid=uid,
+            )
+            pending = bool(deleted["metadata"].get("deletionTimestamp")) and _exists(
+                store, info, target.namespace, name
+            )
             return aiohttp.web.json_response(_present(info, deleted), status=202 if pending else 200)
         raise ApiError(405, f"{method} is not allowed here")
 
@@ -295,8 +341,10 @@ class _Emulator(kmock.KubernetesEmulator):
         current = store.get(info, target.namespace, name)
         if content_type == "application/json-patch+json":
             updated = json_patch(current, patch)
-            if isinstance(updated, dict) and updated.get("metadata", {}).get("resourceVersion") == current[
-                    "metadata"]["resourceVersion"]:
+            if (
+                isinstance(updated, dict)
+                and updated.get("metadata", {}).get("resourceVersion") == current["metadata"]["resourceVersion"]
+            ):
                 updated["metadata"].pop("resourceVersion")
         elif content_type == "application/merge-patch+json":
             updated = _merged(current, patch)
@@ -305,9 +353,12 @@ class _Emulator(kmock.KubernetesEmulator):
                 raise ApiError(415, "strategic merge patch is not supported for custom resources")
             updated = _merged(current, patch, strategic=True)
         else:
-            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
-                                f"application/json-patch+json, application/merge-patch+json, "
-                                f"application/apply-patch+yaml (got {content_type})")
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json-patch+json, application/merge-patch+json, "
+                f"application/apply-patch+yaml (got {content_type})",
+            )
         if not isinstance(updated, dict):
             raise ApiError(422, "the patch does not result in an object")
         return store.replace(info, target.namespace, name, updated, target.subresource)
@@ -370,8 +421,14 @@ class _Emulator(kmock.KubernetesEmulator):
             self.watch_queues.discard(queue)
         return response
 
-    async def _send(self, response: aiohttp.web.StreamResponse, event: WatchEvent, target: _Target,
-                    selector: Selector, as_table: bool) -> None:
+    async def _send(
+        self,
+        response: aiohttp.web.StreamResponse,
+        event: WatchEvent,
+        target: _Target,
+        selector: Selector,
+        as_table: bool,
+    ) -> None:
         obj, old = event.obj, event.old
         if target.namespace and target.info.namespaced and obj["metadata"].get("namespace") != target.namespace:
             return
@@ -395,7 +452,7 @@ class _Emulator(kmock.KubernetesEmulator):
             if path.exists():
                 text: str = path.read_text(errors="replace")
                 if tail and tail.isdigit():
-                    text = "".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else ""
+                    text = "".join(text.splitlines(keepends=True)[-int(tail) :]) if int(tail) else ""
                 return text
         return ""
 
@@ -408,15 +465,21 @@ class _Emulator(kmock.KubernetesEmulator):
 def evict(store: Store, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
     """The Eviction API: mark the pod with ``DisruptionTarget`` (EvictionByEvictionAPI), then delete it gracefully."""
     pod = store.get(info, namespace, name)
-    pod = store.replace(info, namespace, name, _with_condition(pod, "DisruptionTarget", "EvictionByEvictionAPI",
-                                                               "Eviction API: evicting"), "status")
+    pod = store.replace(
+        info,
+        namespace,
+        name,
+        _with_condition(pod, "DisruptionTarget", "EvictionByEvictionAPI", "Eviction API: evicting"),
+        "status",
+    )
     return store.delete(info, namespace, name)
 
 
 def _with_condition(obj: Obj, type_: str, reason: str, message: str) -> Obj:
     conditions = [c for c in obj.get("status", {}).get("conditions", []) if c.get("type") != type_]
-    conditions.append({"type": type_, "status": "True", "reason": reason, "message": message,
-                       "lastTransitionTime": utc_now()})
+    conditions.append(
+        {"type": type_, "status": "True", "reason": reason, "message": message, "lastTransitionTime": utc_now()}
+    )
     patched: Obj = merge_patch(obj, {"status": {"conditions": conditions}})
     return patched
 
@@ -425,6 +488,7 @@ def _merged(current: Obj, patch: Any, *, strategic: bool = False) -> Obj:
     if not isinstance(patch, dict):
         raise ApiError(400, "a merge patch must be a JSON object")
     merged: Obj = strategic_merge_patch(current, patch) if strategic else merge_patch(current, patch)
+    merged["metadata"] = dict(merged.get("metadata") or {})  # it may be the stored object's own: copied on write
     if not (patch.get("metadata") or {}).get("resourceVersion"):
         merged["metadata"].pop("resourceVersion", None)
     return merged
@@ -485,8 +549,15 @@ class TestAPIServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, *, history: int = 10_000, bookmark_interval: float = 5.0, request_log: int = 0,
-                 require_namespaces: bool = True, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        history: int = 10_000,
+        bookmark_interval: float = 5.0,
+        request_log: int = 0,
+        require_namespaces: bool = True,
+        port: int = 0,
+    ) -> None:
         self.store = Store(history=history, require_namespaces=require_namespaces)
         self.faults: list[Fault] = []
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -562,11 +633,17 @@ class TestAPIServer:
 
     def kubeconfig(self, namespace: str = "default") -> Obj:
         return {
-            "apiVersion": "v1", "kind": "Config", "current-context": "kubetune-test",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "kubetune-test",
             "clusters": [{"name": "kubetune-test", "cluster": {"server": self.url}}],
             "users": [{"name": "kubetune-test", "user": {"token": "kubetune-test-token"}}],
-            "contexts": [{"name": "kubetune-test", "context": {"cluster": "kubetune-test", "user": "kubetune-test",
-                                                                "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "kubetune-test",
+                    "context": {"cluster": "kubetune-test", "user": "kubetune-test", "namespace": namespace},
+                }
+            ],
         }
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
@@ -577,8 +654,17 @@ class TestAPIServer:
 
     # -- faults and counters --------------------------------------------------------------------------------------
 
-    def inject_fault(self, method: str, path_regex: str, status: int, probability: float = 1.0,
-                     seed: int | None = 0, *, times: int | None = None, message: str = "injected fault") -> Fault:
+    def inject_fault(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        probability: float = 1.0,
+        seed: int | None = 0,
+        *,
+        times: int | None = None,
+        message: str = "injected fault",
+    ) -> Fault:
         """Answer ``status`` (a Status body) to ``probability`` of the requests matching; remove with
         :meth:`remove_fault` or :meth:`clear_faults`."""
         fault = Fault(method.upper(), re.compile(path_regex), status, probability, seed, times, message)
@@ -599,8 +685,11 @@ class TestAPIServer:
 
     def request_count(self, method: str | None = None, path_regex: str | None = None) -> int:
         pattern = re.compile(path_regex) if path_regex else None
-        return sum(n for (m, p), n in list(self.counts.items())
-                   if (method is None or m == method.upper()) and (pattern is None or pattern.search(p)))
+        return sum(
+            n
+            for (m, p), n in list(self.counts.items())
+            if (method is None or m == method.upper()) and (pattern is None or pattern.search(p))
+        )
 
     # -- in-process access ----------------------------------------------------------------------------------------
 
@@ -614,8 +703,14 @@ class TestAPIServer:
         except ApiError:
             return None
 
-    def objects(self, resource: str, namespace: str | None = None, *, label_selector: str | None = None,
-                field_selector: str | None = None) -> list[Obj]:
+    def objects(
+        self,
+        resource: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         items, _ = self.store.select(self._info(resource), namespace, Selector.parse(label_selector, field_selector))
         return [_copy(o) for o in items]
 
@@ -629,15 +724,22 @@ class TestAPIServer:
         files = sorted(source.glob("*.yaml")) if source.is_dir() else [source]
         return [self.create(doc) for file in files for doc in yaml.safe_load_all(file.read_text()) if doc]
 
-    def patch(self, resource: str, name: str, patch: Mapping[str, Any], namespace: str | None = "default",
-              subresource: str | None = None) -> Obj:
+    def patch(
+        self,
+        resource: str,
+        name: str,
+        patch: Mapping[str, Any],
+        namespace: str | None = "default",
+        subresource: str | None = None,
+    ) -> Obj:
         """A merge patch, as ``kubectl patch --type merge`` (``subresource="status"`` for the status)."""
         info = self._info(resource)
         current = self.store.get(info, namespace, name)
         return _copy(self.store.replace(info, namespace, name, _merged(current, dict(patch)), subresource))
 
-    def delete(self, resource: str, name: str, namespace: str | None = "default",
-               grace_seconds: int | None = None) -> Obj:
+    def delete(
+        self, resource: str, name: str, namespace: str | None = "default", grace_seconds: int | None = None
+    ) -> Obj:
         return _copy(self.store.delete(self._info(resource), namespace, name, grace_seconds=grace_seconds))
 
     def evict(self, name: str, namespace: str = "default") -> Obj:

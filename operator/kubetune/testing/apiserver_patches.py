@@ -27,10 +27,11 @@ class SelectorError(ValueError):
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """``target`` with the RFC 7386 merge ``patch`` applied (a new value; the inputs are not changed)."""
+    """``target`` with the RFC 7386 merge ``patch`` applied: a new value that shares the parts the patch does not
+    touch with ``target`` (copied on write; the inputs are not changed: treat the result as read-only too)."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -40,9 +41,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 # The merge keys of the built-in lists that strategic merge patches merge element by element.
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
-              "volumes": "name", "volumeMounts": "mountPath", "ports": "containerPort", "conditions": "type",
-              "ownerReferences": "uid", "imagePullSecrets": "name", "hostAliases": "ip"}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+}
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
@@ -50,7 +61,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     by element (``$patch: delete`` removes one); ``$``-directives such as ``$setElementOrder`` are dropped."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result = dict(target) if isinstance(target, dict) else {}  # copied on write, as merge_patch
     for key, value in patch.items():
         if key.startswith("$"):
             continue
@@ -64,12 +75,13 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _merge_list(current: list[Any], patch: list[Any], merge_key: str) -> list[Any]:
-    merged = [copy.deepcopy(item) for item in current]
+    merged = list(current)  # the elements a patch changes are replaced by new ones, never changed in place
     for item in patch:
         if not isinstance(item, dict) or merge_key not in item:
             return copy.deepcopy(patch)  # not mergeable: replaced, as a merge patch would
-        index = next((i for i, old in enumerate(merged)
-                      if isinstance(old, dict) and old.get(merge_key) == item[merge_key]), None)
+        index = next(
+            (i for i, old in enumerate(merged) if isinstance(old, dict) and old.get(merge_key) == item[merge_key]), None
+        )
         if item.get("$patch") == "delete":
             if index is not None:
                 merged.pop(index)
@@ -271,8 +283,7 @@ class Selector:
 
     @classmethod
     def parse(cls, label_selector: str | None, field_selector: str | None) -> Selector:
-        return cls(tuple(parse_label_selector(label_selector or "")),
-                   tuple(parse_field_selector(field_selector or "")))
+        return cls(tuple(parse_label_selector(label_selector or "")), tuple(parse_field_selector(field_selector or "")))
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}

@@ -57,19 +57,48 @@ class ResourceInfo:
         return (self.group, self.plural)
 
 
-def _builtin(group: str, version: str, plural: str, kind: str, namespaced: bool, *, short: tuple[str, ...] = (),
-             status: bool = False, subresources: tuple[str, ...] = (),
-             categories: tuple[str, ...] = ()) -> ResourceInfo:
+def _builtin(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool,
+    *,
+    short: tuple[str, ...] = (),
+    status: bool = False,
+    subresources: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+) -> ResourceInfo:
     subs = (("status",) if status else ()) + subresources
-    return ResourceInfo(group, version, plural, kind, namespaced, singular=kind.lower(), short_names=short,
-                        categories=categories, status=status, subresources=subs, storage_version=version)
+    return ResourceInfo(
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        singular=kind.lower(),
+        short_names=short,
+        categories=categories,
+        status=status,
+        subresources=subs,
+        storage_version=version,
+    )
 
 
 BUILTINS: tuple[ResourceInfo, ...] = (
     _builtin("", "v1", "namespaces", "Namespace", False, short=("ns",), status=True),
     _builtin("", "v1", "nodes", "Node", False, short=("no",), status=True),
-    _builtin("", "v1", "pods", "Pod", True, short=("po",), status=True, subresources=("binding", "eviction", "log"),
-             categories=("all",)),
+    _builtin(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        True,
+        short=("po",),
+        status=True,
+        subresources=("binding", "eviction", "log"),
+        categories=("all",),
+    ),
     _builtin("", "v1", "services", "Service", True, short=("svc",), status=True, categories=("all",)),
     _builtin("", "v1", "endpoints", "Endpoints", True, short=("ep",)),
     _builtin("", "v1", "configmaps", "ConfigMap", True, short=("cm",)),
@@ -83,8 +112,15 @@ BUILTINS: tuple[ResourceInfo, ...] = (
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
     _builtin("events.k8s.io", "v1", "events", "Event", True, short=("ev",)),
     _builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short=("pdb",), status=True),
-    _builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
-             short=("crd", "crds"), status=True),
+    _builtin(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        short=("crd", "crds"),
+        status=True,
+    ),
 )
 
 
@@ -100,15 +136,23 @@ def crd_resources(crd: Mapping[str, Any]) -> list[ResourceInfo]:
             continue
         subs = version.get("subresources") or {}
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
-        out.append(ResourceInfo(
-            group=spec.get("group", ""), version=version["name"], plural=names.get("plural", ""),
-            kind=names.get("kind", ""), namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            singular=names.get("singular") or names.get("kind", "").lower(),
-            short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-            status="status" in subs, subresources=tuple(k for k in ("status", "scale") if k in subs),
-            schema=schema, printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
-            storage_version=storage,
-        ))
+        out.append(
+            ResourceInfo(
+                group=spec.get("group", ""),
+                version=version["name"],
+                plural=names.get("plural", ""),
+                kind=names.get("kind", ""),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                singular=names.get("singular") or names.get("kind", "").lower(),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                status="status" in subs,
+                subresources=tuple(k for k in ("status", "scale") if k in subs),
+                schema=schema,
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                storage_version=storage,
+            )
+        )
     return out
 
 
@@ -119,8 +163,10 @@ def crd_accepted_status(crd: Mapping[str, Any], now: str) -> Obj:
     names.setdefault("listKind", names.get("kind", "") + "List")
     conditions = [
         {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
-        for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
-                        ("Established", "InitialNamesAccepted", "the initial names have been accepted"))
+        for t, r, m in (
+            ("NamesAccepted", "NoConflicts", "no conflicts found"),
+            ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        )
     ]
     versions = [v["name"] for v in crd.get("spec", {}).get("versions", []) if v.get("storage")]
     return {"conditions": conditions, "acceptedNames": names, "storedVersions": versions}
@@ -130,8 +176,11 @@ def crd_accepted_status(crd: Mapping[str, Any], now: str) -> Obj:
 
 
 def api_versions_doc() -> Obj:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    }
 
 
 def _groups(resources: Iterable[ResourceInfo]) -> dict[str, list[str]]:
@@ -174,19 +223,36 @@ def resource_list_doc(resources: list[ResourceInfo], group: str, version: str) -
         return None
     items: list[Obj] = []
     for info in served:
-        entry: Obj = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
-                      "kind": info.kind, "verbs": list(info.verbs)}
+        entry: Obj = {
+            "name": info.plural,
+            "singularName": info.singular,
+            "namespaced": info.namespaced,
+            "kind": info.kind,
+            "verbs": list(info.verbs),
+        }
         if info.short_names:
             entry["shortNames"] = list(info.short_names)
         if info.categories:
             entry["categories"] = list(info.categories)
         items.append(entry)
         for sub in info.subresources:
-            verbs = ["create"] if sub in ("binding", "eviction") else ["get"] if sub == "log" else [
-                "get", "patch", "update"]
+            verbs = (
+                ["create"]
+                if sub in ("binding", "eviction")
+                else ["get"]
+                if sub == "log"
+                else ["get", "patch", "update"]
+            )
             sub_kind = {"binding": "Binding", "eviction": "Eviction", "scale": "Scale"}.get(sub, info.kind)
-            items.append({"name": f"{info.plural}/{sub}", "singularName": "", "namespaced": info.namespaced,
-                          "kind": sub_kind, "verbs": verbs})
+            items.append(
+                {
+                    "name": f"{info.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": info.namespaced,
+                    "kind": sub_kind,
+                    "verbs": verbs,
+                }
+            )
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": served[0].api_version, "resources": items}
 
 
@@ -247,20 +313,40 @@ def _pod_cells(pod: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
             reason = state["waiting"]["reason"]
     if pod.get("metadata", {}).get("deletionTimestamp"):
         reason = "Terminating"
-    return [pod.get("metadata", {}).get("name", ""), f"{ready}/{len(containers)}", reason, restarts,
-            human_age(pod.get("metadata", {}).get("creationTimestamp"), now),
-            pod.get("status", {}).get("podIP") or "<none>", pod.get("spec", {}).get("nodeName") or "<none>"]
+    return [
+        pod.get("metadata", {}).get("name", ""),
+        f"{ready}/{len(containers)}",
+        reason,
+        restarts,
+        human_age(pod.get("metadata", {}).get("creationTimestamp"), now),
+        pod.get("status", {}).get("podIP") or "<none>",
+        pod.get("spec", {}).get("nodeName") or "<none>",
+    ]
 
 
 def table_columns(info: ResourceInfo) -> list[Obj]:
     name = _column("Name", fmt="name", description="Name must be unique within a namespace.")
     if info.key == ("", "pods"):
-        return [name, _column("Ready"), _column("Status"), _column("Restarts", "integer"), _column("Age"),
-                _column("IP", priority=1), _column("Node", priority=1)]
+        return [
+            name,
+            _column("Ready"),
+            _column("Status"),
+            _column("Restarts", "integer"),
+            _column("Age"),
+            _column("IP", priority=1),
+            _column("Node", priority=1),
+        ]
     if info.printer_columns:
-        return [name] + [_column(c["name"], "string" if c.get("type") == "date" else c.get("type", "string"),
-                                 c.get("format", ""), int(c.get("priority", 0)), c.get("description", ""))
-                         for c in info.printer_columns]
+        return [name] + [
+            _column(
+                c["name"],
+                "string" if c.get("type") == "date" else c.get("type", "string"),
+                c.get("format", ""),
+                int(c.get("priority", 0)),
+                c.get("description", ""),
+            )
+            for c in info.printer_columns
+        ]
     return [name, _column("Age", description="CreationTimestamp")]
 
 
@@ -280,12 +366,18 @@ def table_cells(info: ResourceInfo, obj: Mapping[str, Any], now: datetime.dateti
     return cells
 
 
-def table(info: ResourceInfo, objects: list[Obj], resource_version: str, now: datetime.datetime,
-          *, continue_token: str = "") -> Obj:
+def table(
+    info: ResourceInfo, objects: list[Obj], resource_version: str, now: datetime.datetime, *, continue_token: str = ""
+) -> Obj:
     """A ``meta.k8s.io/v1`` Table of ``objects``; each row carries its full object."""
     rows = [{"cells": table_cells(info, obj, now), "object": obj} for obj in objects]
     meta: Obj = {"resourceVersion": resource_version}
     if continue_token:
         meta["continue"] = continue_token
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-            "columnDefinitions": table_columns(info), "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": table_columns(info),
+        "rows": rows,
+    }

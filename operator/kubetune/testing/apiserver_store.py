@@ -1,15 +1,15 @@
 """The test API server's object store and the real API server's rules for writing to it.
 
-Decides: what every verb does to the stored objects the way kube-apiserver does it — uid, namespace,
-resourceVersion (one global counter), creationTimestamp and generation on create; generation bumps only when
-something outside metadata (and status, when the resource has a status subresource) changes; name and label syntax;
-the immutability of pod specs (nodeName is set through the binding subresource only); the status subresource rules
-(writes to ``/status`` change only status, writes to the object ignore status); optimistic concurrency (409 Conflict
-on a stale resourceVersion); defaulting, pruning and validation of custom resources against the CRD's
-``openAPIV3Schema`` (422 Invalid naming each field); deletion with finalizers (deletionTimestamp, removal when the
-last finalizer goes); graceful deletion of pods bound to a Ready node (the kubelet finishes it); ownerReference garbage
-collection and namespace deletion; CRDs starting to serve their resources; and the bounded watch history (older
-resourceVersions are Gone, 410).
+Decides: what every verb does to the stored objects the way kube-apiserver does it — uid, namespace, resourceVersion
+(one global counter), creationTimestamp and generation on create; generation bumps only when something outside metadata
+(and status, when the resource has a status subresource) changes; name and label syntax; the immutability of pod specs
+(nodeName is set through the binding subresource only, which also sets PodScheduled); the status subresource rules
+(writes to ``/status`` change only status, writes to the object ignore status); optimistic concurrency (409 Conflict on
+a stale resourceVersion, or on a uid in the body that is not the object's); defaulting, pruning and validation of custom
+resources against the CRD's ``openAPIV3Schema`` (422 Invalid naming each field); deletion with finalizers
+(deletionTimestamp, removal when the last finalizer goes); graceful deletion of pods bound to a Ready node (the kubelet
+finishes it); ownerReference garbage collection and namespace deletion; CRDs starting to serve their resources; and the
+bounded watch history (older resourceVersions are Gone, 410).
 
 Thread-safe (one lock; every method is synchronous), so the HTTP layer and in-process test code share it.
 Imports no HTTP and no kmock.
@@ -37,16 +37,28 @@ ObjectKey = tuple[str, str]  # (namespace or "", name)
 StoreKey = tuple[str, str]  # (group, plural)
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict",
-            410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
-            500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+_REASONS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 
 
 class ApiError(Exception):
     """An error the server answers with a ``Status`` body, like kube-apiserver."""
 
-    def __init__(self, code: int, message: str, *, reason: str | None = None,
-                 details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, *, reason: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -54,16 +66,26 @@ class ApiError(Exception):
         self.details = dict(details or {})
 
     def status(self) -> Obj:
-        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                     "message": self.message, "reason": self.reason, "code": self.code}
+        body: Obj = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details:
             body["details"] = self.details
         return body
 
 
 def not_found(info: ResourceInfo, name: str) -> ApiError:
-    return ApiError(404, f'{info.group_resource} "{name}" not found',
-                    details={"name": name, "group": info.group, "kind": info.plural})
+    return ApiError(
+        404,
+        f'{info.group_resource} "{name}" not found',
+        details={"name": name, "group": info.group, "kind": info.plural},
+    )
 
 
 def gone(message: str) -> ApiError:
@@ -95,8 +117,9 @@ def _without(obj: Mapping[str, Any], *keys: str) -> Obj:
 class Store:
     """Every object of every served resource, and the rules for changing them."""
 
-    def __init__(self, *, history: int = 10_000, namespaces: Iterable[str] = DEFAULT_NAMESPACES,
-                 require_namespaces: bool = True) -> None:
+    def __init__(
+        self, *, history: int = 10_000, namespaces: Iterable[str] = DEFAULT_NAMESPACES, require_namespaces: bool = True
+    ) -> None:
         self._lock = threading.RLock()
         self._rv = 0
         self._history: deque[WatchEvent] = deque()
@@ -121,8 +144,15 @@ class Store:
             found = self._builtins.get((group, version, plural))
             if found is not None:
                 return found
-            return next((r for rs in self._custom.values() for r in rs
-                         if (r.group, r.version, r.plural) == (group, version, plural)), None)
+            return next(
+                (
+                    r
+                    for rs in self._custom.values()
+                    for r in rs
+                    if (r.group, r.version, r.plural) == (group, version, plural)
+                ),
+                None,
+            )
 
     def lookup(self, name: str) -> ResourceInfo:
         """A resource by plural, singular, kind, short name or ``plural.group`` (custom resources first)."""
@@ -161,8 +191,10 @@ class Store:
         objects as ADDED when ``since`` is None. Raises 410 Gone when ``since`` is older than the history."""
         with self._lock:
             if since is None:
-                backlog = [WatchEvent(self._rv, info.key, "ADDED", obj, None)
-                           for obj in self._objects.get(info.key, {}).values()]
+                backlog = [
+                    WatchEvent(self._rv, info.key, "ADDED", obj, None)
+                    for obj in self._objects.get(info.key, {}).values()
+                ]
             else:
                 if since < self._compacted:
                     raise gone(f"too old resource version: {since} ({self._compacted})")
@@ -198,12 +230,16 @@ class Store:
                 raise not_found(info, name)
             return found
 
-    def select(self, info: ResourceInfo, namespace: str | None,
-               selector: Selector | None = None) -> tuple[list[Obj], int]:
+    def select(
+        self, info: ResourceInfo, namespace: str | None, selector: Selector | None = None
+    ) -> tuple[list[Obj], int]:
         with self._lock:
-            objs = [obj for (ns, _), obj in sorted(self._objects.get(info.key, {}).items())
-                    if (not namespace or not info.namespaced or ns == namespace)
-                    and (selector is None or selector.matches(obj))]
+            objs = [
+                obj
+                for (ns, _), obj in sorted(self._objects.get(info.key, {}).items())
+                if (not namespace or not info.namespaced or ns == namespace)
+                and (selector is None or selector.matches(obj))
+            ]
             return objs, self._rv
 
     # -- writing --------------------------------------------------------------------------------------------------
@@ -219,15 +255,23 @@ class Store:
                 meta["name"] = meta["generateName"] + suffix
             name = meta.get("name")
             if not name:
-                raise ApiError(422, f"{info.kind}.{info.group or 'core'} is invalid: metadata.name: Required value",
-                               details={"kind": info.kind, "group": info.group, "causes": [
-                                   {"reason": "FieldValueRequired", "message": "Required value",
-                                    "field": "metadata.name"}]})
+                raise ApiError(
+                    422,
+                    f"{info.kind}.{info.group or 'core'} is invalid: metadata.name: Required value",
+                    details={
+                        "kind": info.kind,
+                        "group": info.group,
+                        "causes": [
+                            {"reason": "FieldValueRequired", "message": "Required value", "field": "metadata.name"}
+                        ],
+                    },
+                )
             if info.namespaced:
                 body_ns = meta.get("namespace")
                 if namespace and body_ns and body_ns != namespace:
-                    raise ApiError(400, "the namespace of the provided object does not match the namespace sent on "
-                                        "the request")
+                    raise ApiError(
+                        400, "the namespace of the provided object does not match the namespace sent on the request"
+                    )
                 namespace = namespace or body_ns or "default"
                 self._check_namespace(namespace)
                 meta["namespace"] = namespace
@@ -236,8 +280,12 @@ class Store:
                 namespace = ""
             key = (namespace, name)
             if key in self._objects.get(info.key, {}):
-                raise ApiError(409, f'{info.group_resource} "{name}" already exists', reason="AlreadyExists",
-                               details={"name": name, "group": info.group, "kind": info.plural})
+                raise ApiError(
+                    409,
+                    f'{info.group_resource} "{name}" already exists',
+                    reason="AlreadyExists",
+                    details={"name": name, "group": info.group, "kind": info.plural},
+                )
             obj["apiVersion"], obj["kind"] = info.api_version, info.kind
             for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
                 meta.pop(field, None)
@@ -258,11 +306,15 @@ class Store:
             return
         existing = self._objects.get(("", "namespaces"), {}).get(("", namespace))
         if existing is None:
-            raise ApiError(404, f'namespaces "{namespace}" not found',
-                           details={"name": namespace, "kind": "namespaces"})
+            raise ApiError(
+                404, f'namespaces "{namespace}" not found', details={"name": namespace, "kind": "namespaces"}
+            )
         if existing["metadata"].get("deletionTimestamp"):
-            raise ApiError(403, f"unable to create new content in namespace {namespace} because it is being "
-                                "terminated", reason="Forbidden")
+            raise ApiError(
+                403,
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                reason="Forbidden",
+            )
 
     def _admit_create(self, info: ResourceInfo, obj: Obj) -> Obj:
         """What the built-in strategies do on create: status reset, defaults of the fields the harness relies on."""
@@ -304,13 +356,18 @@ class Store:
             name = obj["metadata"].get("name", "")
             message = f'{info.kind}.{info.group} "{name}" is invalid: ' + ", ".join(str(p) for p in problems)
             causes = [{"reason": "FieldValueInvalid", "message": str(p), "field": p.path} for p in problems]
-            raise ApiError(422, message, reason="Invalid",
-                           details={"name": name, "group": info.group, "kind": info.kind, "causes": causes})
+            raise ApiError(
+                422,
+                message,
+                reason="Invalid",
+                details={"name": name, "group": info.group, "kind": info.kind, "causes": causes},
+            )
         checked: Obj = pruned
         return checked
 
-    def replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Obj,
-                subresource: str | None = None) -> Obj:
+    def replace(
+        self, info: ResourceInfo, namespace: str | None, name: str, body: Obj, subresource: str | None = None
+    ) -> Obj:
         """PUT, and the final step of every PATCH: ``body`` is the whole new object."""
         return self._replace(info, namespace, name, body, subresource)
 
@@ -320,29 +377,60 @@ class Store:
             info = self._builtins[("", "v1", "pods")]
             pod = self.get(info, namespace, name)
             if pod.get("spec", {}).get("nodeName"):
-                raise ApiError(409, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"',
-                               reason="Conflict")
+                raise ApiError(
+                    409, f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"', reason="Conflict"
+                )
             if pod["metadata"].get("deletionTimestamp"):
                 raise ApiError(409, f"pod {name} is being deleted, cannot be assigned to a host", reason="Conflict")
             bound = copy.deepcopy(pod)
             bound["spec"]["nodeName"] = node
+            # As kube-apiserver's binding storage does: nodeName and PodScheduled=True in one write.
+            status = bound.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            status["conditions"] = [
+                *conditions,
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": utc_now()},
+            ]
             return self._replace(info, namespace, name, bound, None, binding=True)
 
-    def _replace(self, info: ResourceInfo, namespace: str | None, name: str, body: Obj, subresource: str | None,
-                 *, binding: bool = False) -> Obj:
+    def _replace(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        subresource: str | None,
+        *,
+        binding: bool = False,
+    ) -> Obj:
         with self._lock:
             old = self.get(info, namespace, name)
             meta = body.get("metadata") or {}
             expected = meta.get("resourceVersion")
             if expected and str(expected) != old["metadata"]["resourceVersion"]:
-                raise ApiError(409, f'Operation cannot be fulfilled on {info.group_resource} "{name}": the object has '
-                                    "been modified; please apply your changes to the latest version and try again",
-                               reason="Conflict", details={"name": name, "group": info.group, "kind": info.plural})
+                raise ApiError(
+                    409,
+                    f'Operation cannot be fulfilled on {info.group_resource} "{name}": the object has '
+                    "been modified; please apply your changes to the latest version and try again",
+                    reason="Conflict",
+                    details={"name": name, "group": info.group, "kind": info.plural},
+                )
             if meta.get("name", name) != name:
-                raise ApiError(400, f"the name of the object ({meta.get('name')}) does not match the name on the URL "
-                                    f"({name})")
+                raise ApiError(
+                    400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+                )
+            if meta.get("uid") and meta["uid"] != old["metadata"]["uid"]:  # a uid in the body is a precondition
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+                    f"{old['metadata']['uid']}",
+                    reason="Conflict",
+                    details={"name": name, "group": info.group, "kind": info.plural},
+                )
             if subresource == "status":
-                new = copy.deepcopy(old)
+                # Stored objects are never changed in place (every write stores a new one), so the new version
+                # shares all but its metadata and status with the old one instead of deep-copying it.
+                new = {**old, "metadata": dict(old["metadata"])}
                 if "status" in body:
                     new["status"] = copy.deepcopy(body["status"])
                 else:
@@ -352,13 +440,20 @@ class Store:
                 new = copy.deepcopy(body)
                 new["apiVersion"], new["kind"] = info.api_version, info.kind
                 new_meta = new.setdefault("metadata", {})
-                for field in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                              "deletionGracePeriodSeconds", "generation"):
+                for field in (
+                    "name",
+                    "namespace",
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ):
                     if field in old["metadata"]:
                         new_meta[field] = old["metadata"][field]
                     else:
                         new_meta.pop(field, None)
-                if info.status:
+                if info.status and not binding:
                     if "status" in old:
                         new["status"] = copy.deepcopy(old["status"])
                     else:
@@ -384,13 +479,24 @@ class Store:
                 self._after_write(info, new)
             return new
 
-    def delete(self, info: ResourceInfo, namespace: str | None, name: str, *, grace_seconds: int | None = None,
-               propagation: str = "Background", uid: str | None = None) -> Obj:
+    def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_seconds: int | None = None,
+        propagation: str = "Background",
+        uid: str | None = None,
+    ) -> Obj:
         with self._lock:
             old = self.get(info, namespace, name)
             if uid and old["metadata"]["uid"] != uid:
-                raise ApiError(409, f'Precondition failed: UID in precondition: {uid}, UID in object meta: '
-                                    f'{old["metadata"]["uid"]}', reason="Conflict")
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: {old['metadata']['uid']}",
+                    reason="Conflict",
+                )
             meta = old["metadata"]
             graceful = self._graceful(info, old, grace_seconds)
             if not meta.get("finalizers") and not graceful:
@@ -475,7 +581,6 @@ class Store:
             self._custom[obj["metadata"]["name"]] = crd_resources(obj)
 
 
-
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -484,9 +589,17 @@ _DNS_LABEL_KINDS = {("", "services"), ("", "namespaces")}
 
 
 def _invalid(info: ResourceInfo, name: str, field: str, message: str) -> ApiError:
-    return ApiError(422, f'{info.kind} "{name}" is invalid: {field}: Invalid value: {message}', reason="Invalid",
-                    details={"name": name, "group": info.group, "kind": info.kind, "causes": [
-                        {"reason": "FieldValueInvalid", "message": f"Invalid value: {message}", "field": field}]})
+    return ApiError(
+        422,
+        f'{info.kind} "{name}" is invalid: {field}: Invalid value: {message}',
+        reason="Invalid",
+        details={
+            "name": name,
+            "group": info.group,
+            "kind": info.kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": f"Invalid value: {message}", "field": field}],
+        },
+    )
 
 
 def _check_metadata(info: ResourceInfo, obj: Obj) -> None:
@@ -495,26 +608,46 @@ def _check_metadata(info: ResourceInfo, obj: Obj) -> None:
     name = str(meta["name"])
     if info.key in _DNS_LABEL_KINDS:
         if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-            raise _invalid(info, name, "metadata.name", f'"{name}": a lowercase RFC 1035 label must consist of lower '
-                                                         "case alphanumeric characters or '-', start with an "
-                                                         "alphabetic character, end with an alphanumeric character, "
-                                                         "and be at most 63 characters")
+            raise _invalid(
+                info,
+                name,
+                "metadata.name",
+                f'"{name}": a lowercase RFC 1035 label must consist of lower '
+                "case alphanumeric characters or '-', start with an "
+                "alphabetic character, end with an alphanumeric character, "
+                "and be at most 63 characters",
+            )
     elif len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
-        raise _invalid(info, name, "metadata.name", f'"{name}": a lowercase RFC 1123 subdomain must consist of lower '
-                                                     "case alphanumeric characters, '-' or '.', and must start and "
-                                                     "end with an alphanumeric character")
+        raise _invalid(
+            info,
+            name,
+            "metadata.name",
+            f'"{name}": a lowercase RFC 1123 subdomain must consist of lower '
+            "case alphanumeric characters, '-' or '.', and must start and "
+            "end with an alphanumeric character",
+        )
     labels = meta.get("labels") or {}
     if not isinstance(labels, dict):
         raise _invalid(info, name, "metadata.labels", "labels must be a map of strings")
     for key, value in labels.items():
         prefix, _, label = str(key).rpartition("/")
         if (prefix and not _SUBDOMAIN.fullmatch(prefix)) or len(label) > 63 or not _QUALIFIED.fullmatch(label):
-            raise _invalid(info, name, "metadata.labels", f'"{key}": name part must consist of alphanumeric '
-                                                           "characters, '-', '_' or '.', and be at most 63 characters")
+            raise _invalid(
+                info,
+                name,
+                "metadata.labels",
+                f'"{key}": name part must consist of alphanumeric '
+                "characters, '-', '_' or '.', and be at most 63 characters",
+            )
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-            raise _invalid(info, name, f"metadata.labels[{key}]", f'"{value}": a valid label must be an empty string '
-                                                                   "or consist of at most 63 alphanumeric "
-                                                                   "characters, '-', '_' or '.'")
+            raise _invalid(
+                info,
+                name,
+                f"metadata.labels[{key}]",
+                f'"{value}": a valid label must be an empty string '
+                "or consist of at most 63 alphanumeric "
+                "characters, '-', '_' or '.'",
+            )
 
 
 _MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "terminationGracePeriodSeconds")
@@ -532,9 +665,17 @@ def _check_pod_update(old: Obj, new: Obj) -> None:
     new_tolerations = new_spec.pop("tolerations", None) or []
     if old_spec != new_spec or any(t not in new_tolerations for t in old_tolerations):
         name = old["metadata"]["name"]
-        raise ApiError(422, f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other than '
-                            "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only "
-                            "additions to existing tolerations) or `spec.terminationGracePeriodSeconds`",
-                       reason="Invalid", details={"name": name, "kind": "Pod", "causes": [
-                           {"reason": "FieldValueForbidden", "message": "pod updates may not change fields",
-                            "field": "spec"}]})
+        raise ApiError(
+            422,
+            f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other than '
+            "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+            "additions to existing tolerations) or `spec.terminationGracePeriodSeconds`",
+            reason="Invalid",
+            details={
+                "name": name,
+                "kind": "Pod",
+                "causes": [
+                    {"reason": "FieldValueForbidden", "message": "pod updates may not change fields", "field": "spec"}
+                ],
+            },
+        )

@@ -102,8 +102,10 @@ def serve(workdir: Path, kubeconfig: Path | None, port: int) -> int:
     """Run a dev cluster until Ctrl-C; prints ``ready`` once kubectl can use it."""
     with DevCluster(workdir, kubeconfig=kubeconfig, port=port) as cluster:
         print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
-        print(f"try: KUBECONFIG={cluster.kubeconfig} kubectl apply --validate=false -f examples/digits-ddp.yaml",
-              flush=True)
+        print(
+            f"try: KUBECONFIG={cluster.kubeconfig} kubectl apply --validate=false -f examples/digits-ddp.yaml",
+            flush=True,
+        )
         print("ready", flush=True)
         try:
             while True:

@@ -14,11 +14,21 @@ controller and the pod garbage collector would. Every process group it started i
 (which also turns its nodes NotReady, so later deletions are immediate), and each child asks the kernel for SIGKILL
 should the kubelet's thread die (PR_SET_PDEATHSIG).
 
+Costs: what it needs comes from three watches (pods, nodes, services) — the latest state of each pod, the node objects
+and each node's Pending and Running pods, the headless services of each namespace (as the real kubelet's informers: a
+service created just before a pod may not be seen yet) — so placing, starting and finishing a pod takes the same few
+requests however many pods there are: a binding, its status patches (strategic merge with a uid precondition, no GET
+first; Running only for a container still running after ``STATUS_SYNC_SECONDS``, as the real kubelet's status sync
+misses a container that is already over) and its Events, which are sent in the background. The watch loop never waits on
+a binding; the resync loop retries only the pods still unbound. ``python -m kubetune.testing.kubelet`` runs it in a
+process of its own (as the benchmarks do, so that it shares no interpreter with the API server).
+
 Talks to the API server over HTTP only (any URL), so it works against any server; must not import kopf or the core.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -27,8 +37,9 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +55,7 @@ Obj = dict[str, Any]
 _PR_SET_PDEATHSIG = 1
 _OWN_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 _MESSAGE_LIMIT = 4096
+STATUS_SYNC_SECONDS = 0.2  # how long a started container may run before its Running status is written
 
 
 def _die_with_kubelet() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -84,9 +96,18 @@ class KubeletError(RuntimeError):
 class FakeKubelet:
     """Schedules and runs the pods of a test API server on fake nodes: ``with FakeKubelet(api.url, workdir=...)``."""
 
-    def __init__(self, api_url: str, *, workdir: str | Path, nodes: Iterable[FakeNode] = DEFAULT_NODES,
-                 kubeconfig: str | Path | None = None, token: str = "kubetune-test-token",
-                 node_loss_delay: float = 1.0, restart_backoff: float = 0.5, resync: float = 1.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        workdir: str | Path,
+        nodes: Iterable[FakeNode] = DEFAULT_NODES,
+        kubeconfig: str | Path | None = None,
+        token: str = "kubetune-test-token",
+        node_loss_delay: float = 1.0,
+        restart_backoff: float = 0.5,
+        resync: float = 1.0,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.workdir = Path(workdir)
         self.nodes = {node.name: node for node in nodes}
@@ -107,6 +128,13 @@ class FakeKubelet:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._pods: dict[str, Obj] = {}  # the latest seen state, by uid
+        self._node_objects: dict[str, Obj] = {}  # the latest seen Node objects, by name
+        self._placed: dict[str, str] = {}  # uid -> node, for the Pending and Running pods bound to a node
+        self._load: dict[str, set[str]] = {}  # node -> uids of its Pending and Running pods
+        self._unbound: set[str] = set()  # pending pods that still need a node (the resync loop retries them)
+        self._scheduling: set[str] = set()  # pods whose binding is in flight
+        self._headless: dict[str, set[str]] = {}  # namespace -> names of its headless services
+        self._background: set[asyncio.Task[Any]] = set()  # Events in flight
         self.errors: list[str] = []  # unexpected failures of the kubelet's own loops (bugs), for tests to assert on
 
     @classmethod
@@ -115,8 +143,9 @@ class FakeKubelet:
         loaded = yaml.safe_load(Path(kubeconfig).read_text())
         context = next(c["context"] for c in loaded["contexts"] if c["name"] == loaded["current-context"])
         cluster = next(c["cluster"] for c in loaded["clusters"] if c["name"] == context["cluster"])
-        user: dict[str, Any] = next((u["user"] for u in loaded.get("users", []) if u["name"] == context.get("user")),
-                                    {})
+        user: dict[str, Any] = next(
+            (u["user"] for u in loaded.get("users", []) if u["name"] == context.get("user")), {}
+        )
         if user.get("token"):
             kwargs.setdefault("token", user["token"])
         return cls(cluster["server"], kubeconfig=kubeconfig, **kwargs)
@@ -134,12 +163,20 @@ class FakeKubelet:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.kubeconfig is None:
             self.kubeconfig = self.workdir / "kubeconfig.yaml"
-            self.kubeconfig.write_text(json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "test",
-                "clusters": [{"name": "test", "cluster": {"server": self.api_url}}],
-                "users": [{"name": "test", "user": {"token": self.token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test",
-                                                          "namespace": "default"}}]}))
+            self.kubeconfig.write_text(
+                json.dumps(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Config",
+                        "current-context": "test",
+                        "clusters": [{"name": "test", "cluster": {"server": self.api_url}}],
+                        "users": [{"name": "test", "user": {"token": self.token}}],
+                        "contexts": [
+                            {"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "default"}}
+                        ],
+                    }
+                )
+            )
         self._thread = threading.Thread(target=self._run, name="kubetune-fake-kubelet", daemon=True)
         self._thread.start()
         if not self._ready.wait(30) or self._error is not None:
@@ -175,8 +212,18 @@ class FakeKubelet:
             self._session = session
             for node in self.nodes.values():
                 await self._register(node)
+            nodes_synced, services_synced = asyncio.Event(), asyncio.Event()
+            tasks = [
+                asyncio.create_task(self._watch("/api/v1/nodes", self._on_node, nodes_synced)),
+                asyncio.create_task(self._watch("/api/v1/services", self._on_service, services_synced)),
+            ]
+            await nodes_synced.wait()
+            await services_synced.wait()
+            tasks += [
+                asyncio.create_task(self._watch("/api/v1/pods", self._on_pod, asyncio.Event())),
+                asyncio.create_task(self._resync_loop()),
+            ]
             self._ready.set()
-            tasks = [asyncio.create_task(self._watch_pods()), asyncio.create_task(self._resync_loop())]
             try:
                 await self._stopping.wait()
             finally:
@@ -190,19 +237,35 @@ class FakeKubelet:
                     _kill(running.process, signal.SIGKILL)
                     if running.task is not None:
                         running.task.cancel()
-                await asyncio.gather(*tasks, *(r.task for r in self._running.values() if r.task),
-                                     return_exceptions=True)
+                for task in list(self._background):
+                    task.cancel()
+                await asyncio.gather(
+                    *tasks,
+                    *(r.task for r in self._running.values() if r.task),
+                    *self._background,
+                    return_exceptions=True,
+                )
 
     # -- HTTP -------------------------------------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                    ok_missing: bool = False, params: Mapping[str, str] | None = None) -> Obj | None:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        ok_missing: bool = False,
+        ok_conflict: bool = False,
+        params: Mapping[str, str] | None = None,
+    ) -> Obj | None:
         assert self._session is not None
         data = None if body is None else json.dumps(body)
-        async with self._session.request(method, self.api_url + path, data=data, params=params,
-                                         headers={"Content-Type": content_type}) as response:
+        async with self._session.request(
+            method, self.api_url + path, data=data, params=params, headers={"Content-Type": content_type}
+        ) as response:
             payload = await response.read()
-            if response.status == 404 and ok_missing:
+            if (response.status == 404 and ok_missing) or (response.status == 409 and ok_conflict):
                 return None
             if response.status >= 400:
                 raise KubeletError(f"{method} {path}: {response.status} {payload[:300]!r}")
@@ -210,28 +273,51 @@ class FakeKubelet:
             return loaded
 
     async def _patch_status(self, pod: Obj, status: Obj) -> None:
+        """One strategic merge patch, as the real kubelet's status manager sends it: each condition it names replaces
+        the one of the same type (the others stay), and ``metadata.uid`` is a precondition, so that a pod deleted and
+        created again under the same name is left alone (409, or 404 once it is gone)."""
         meta = pod["metadata"]
         path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status"
-        current = await self._call("GET", path, ok_missing=True)
-        if current is None or current["metadata"]["uid"] != meta["uid"]:
-            return
-        if "conditions" in status:
-            kept = [c for c in current.get("status", {}).get("conditions") or []
-                    if c.get("type") not in {s["type"] for s in status["conditions"]}]
-            status = {**status, "conditions": kept + status["conditions"]}
-        await self._call("PATCH", path, {"status": status}, content_type="application/merge-patch+json",
-                         ok_missing=True)
+        if "conditions" in status:  # keys it does not name are null: replaced, not merged into the old condition
+            status = {**status, "conditions": [{"reason": None, "message": None, **c} for c in status["conditions"]]}
+        await self._call(
+            "PATCH",
+            path,
+            {"metadata": {"uid": meta["uid"]}, "status": status},
+            content_type="application/strategic-merge-patch+json",
+            ok_missing=True,
+            ok_conflict=True,
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background (Events, bindings): the caller goes on at once."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _event(self, pod: Obj, reason: str, message: str, component: str = "kubelet") -> None:
         """A core/v1 Event about ``pod``, as ``kubectl describe pod`` lists them."""
         meta = pod["metadata"]
         now = _now()
-        event = {"apiVersion": "v1", "kind": "Event",
-                 "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                 "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
-                                    "namespace": meta["namespace"], "uid": meta["uid"]},
-                 "reason": reason, "message": message, "type": "Normal", "count": 1,
-                 "firstTimestamp": now, "lastTimestamp": now, "source": {"component": component}}
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Normal",
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": component},
+        }
         with contextlib.suppress(KubeletError, aiohttp.ClientError):
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
 
@@ -245,79 +331,138 @@ class FakeKubelet:
 
     async def _set_node_ready(self, name: str, ready: bool) -> None:
         node = self.nodes[name]
-        condition = {"type": "Ready", "status": "True" if ready else "Unknown",
-                     "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-                     "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
-                     "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}
-        status = {"conditions": [condition], "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                                                           {"type": "Hostname", "address": name}],
-                  "capacity": {"cpu": node.cpu, "memory": node.memory, "pods": "110"},
-                  "allocatable": {"cpu": node.cpu, "memory": node.memory, "pods": "110"}}
-        await self._call("PATCH", f"/api/v1/nodes/{name}/status", {"status": status},
-                         content_type="application/merge-patch+json")
+        condition = {
+            "type": "Ready",
+            "status": "True" if ready else "Unknown",
+            "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+            "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
+            "lastHeartbeatTime": _now(),
+            "lastTransitionTime": _now(),
+        }
+        status = {
+            "conditions": [condition],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "capacity": {"cpu": node.cpu, "memory": node.memory, "pods": "110"},
+            "allocatable": {"cpu": node.cpu, "memory": node.memory, "pods": "110"},
+        }
+        await self._call(
+            "PATCH", f"/api/v1/nodes/{name}/status", {"status": status}, content_type="application/merge-patch+json"
+        )
         taints = [dict(t) for t in node.taints]
         if not ready:
             taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": _now()})
-        await self._call("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": taints or None}},
-                         content_type="application/merge-patch+json")
+        await self._call(
+            "PATCH",
+            f"/api/v1/nodes/{name}",
+            {"spec": {"taints": taints or None}},
+            content_type="application/merge-patch+json",
+        )
 
     # -- watching -------------------------------------------------------------------------------------------------
 
-    async def _watch_pods(self) -> None:
+    async def _watch(self, path: str, handle: Callable[[str, Obj], Awaitable[None]], synced: asyncio.Event) -> None:
+        """List then watch ``path`` for ever (list again after a 410 or a broken stream); ``handle`` gets every
+        change, DELETED for the objects that went while the watch was down; ``synced`` is set after the first list."""
         assert self._session is not None
+        seen: dict[str, Obj] = {}  # by uid
         while True:
             try:
-                listed = await self._call("GET", "/api/v1/pods")
+                listed = await self._call("GET", path)
                 assert listed is not None
-                present = {pod["metadata"]["uid"] for pod in listed.get("items", [])}
-                for uid, gone in list(self._pods.items()):  # deleted while the watch was down
+                items = listed.get("items", [])
+                present = {obj["metadata"]["uid"] for obj in items}
+                for uid, gone in list(seen.items()):  # deleted while the watch was down
                     if uid not in present:
-                        await self._on_pod("DELETED", gone)
-                for pod in listed.get("items", []):
-                    await self._on_pod("ADDED", pod)
+                        del seen[uid]
+                        await handle("DELETED", gone)
+                for obj in items:
+                    seen[obj["metadata"]["uid"]] = obj
+                    await handle("ADDED", obj)
+                synced.set()
                 rv = listed["metadata"]["resourceVersion"]
                 params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"}
-                async with self._session.get(self.api_url + "/api/v1/pods", params=params,
-                                             timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as stream:
+                async with self._session.get(
+                    self.api_url + path,
+                    params=params,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+                ) as stream:
                     async for line in stream.content:
                         if not line.strip():
                             continue
                         event = json.loads(line)
                         if event["type"] == "ERROR":
                             break  # 410 Gone: list again
-                        if event["type"] != "BOOKMARK":
-                            await self._on_pod(event["type"], event["object"])
+                        if event["type"] == "BOOKMARK":
+                            continue
+                        obj = event["object"]
+                        if event["type"] == "DELETED":
+                            seen.pop(obj["metadata"]["uid"], None)
+                        else:
+                            seen[obj["metadata"]["uid"]] = obj
+                        await handle(event["type"], obj)
             except (aiohttp.ClientError, KubeletError, json.JSONDecodeError):
                 await asyncio.sleep(0.2)
             except Exception as error:  # a bug: kept for the tests to see, and the kubelet goes on
-                self.errors.append(f"watch: {error!r}")
+                self.errors.append(f"watch {path}: {error!r}")
                 await asyncio.sleep(0.2)
 
+    async def _on_node(self, type_: str, node: Obj) -> None:
+        name = node["metadata"]["name"]
+        if type_ == "DELETED":
+            self._node_objects.pop(name, None)
+        else:
+            self._node_objects[name] = node
+
+    async def _on_service(self, type_: str, service: Obj) -> None:
+        meta = service["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        headless = self._headless.setdefault(namespace, set())
+        if type_ != "DELETED" and service.get("spec", {}).get("clusterIP") == "None":
+            headless.add(name)
+        else:
+            headless.discard(name)
+
     async def _resync_loop(self) -> None:
-        """Retry what one event could not finish: pending pods that did not fit, pods whose start failed."""
+        """Retry what one event could not finish: the pending pods that did not fit or whose binding failed."""
         while True:
             await asyncio.sleep(self.resync)
-            for pod in list(self._pods.values()):
+            for uid in list(self._unbound):
                 try:
-                    await self._on_pod("MODIFIED", pod)
-                except (aiohttp.ClientError, KubeletError):
-                    pass  # the next round retries
+                    await self._schedule(uid)
                 except Exception as error:  # a bug: kept for the tests to see, and the kubelet goes on
                     self.errors.append(f"resync: {error!r}")
+
+    def _track(self, uid: str, pod: Obj | None) -> None:
+        """Keep each node's Pending and Running pods up to date (what placement balances on)."""
+        node = self._placed.pop(uid, None)
+        if node is not None:
+            self._load.get(node, set()).discard(uid)
+        if pod is None:
+            return
+        node = pod.get("spec", {}).get("nodeName")
+        if node and pod.get("status", {}).get("phase", "Pending") in ("Pending", "Running"):
+            self._placed[uid] = node
+            self._load.setdefault(node, set()).add(uid)
 
     async def _on_pod(self, type_: str, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         if type_ == "DELETED":
             self._pods.pop(uid, None)
+            self._track(uid, None)
+            self._unbound.discard(uid)
+            self._unschedulable.discard(uid)
             running = self._running.pop(uid, None)
             if running is not None:
                 _kill(running.process, signal.SIGKILL)
             return
         self._pods[uid] = pod
+        if uid not in self._scheduling:  # a binding in flight keeps its reservation
+            self._track(uid, pod)
         spec, meta = pod.get("spec", {}), pod["metadata"]
         node = spec.get("nodeName")
         running = self._running.get(uid)
         if meta.get("deletionTimestamp"):
+            self._unbound.discard(uid)
             if node in self.nodes and node not in self.lost:
                 await self._terminate(pod)
             return
@@ -326,50 +471,74 @@ class FakeKubelet:
             return
         phase = pod.get("status", {}).get("phase", "Pending")
         if phase != "Pending":
+            self._unbound.discard(uid)
             return
         if not node:
-            if spec.get("schedulerName", "default-scheduler") == "default-scheduler":
-                await self._schedule(pod)
+            if spec.get("schedulerName", "default-scheduler") == "default-scheduler" and uid not in self._unbound:
+                self._unbound.add(uid)
+                self._spawn(self._schedule(uid))
             return
+        self._unbound.discard(uid)
         if node in self.nodes and node not in self.lost:
             self._start(pod, node)
 
     # -- scheduling -----------------------------------------------------------------------------------------------
 
-    async def _schedule(self, pod: Obj) -> None:
-        listed = await self._call("GET", "/api/v1/nodes")
-        assert listed is not None
-        nodes = [n for n in listed.get("items", []) if n["metadata"]["name"] in self.nodes
-                 and n["metadata"]["name"] not in self.lost]
-        load: dict[str, int] = {}
-        for other in self._pods.values():
-            name = other.get("spec", {}).get("nodeName")
-            if name and other.get("status", {}).get("phase") in ("Pending", "Running"):
-                load[name] = load.get(name, 0) + 1
-        meta = pod["metadata"]
-        chosen = choose_node(pod, nodes, load)
-        if chosen is None:
-            if meta["uid"] not in self._unschedulable:
-                self._unschedulable.add(meta["uid"])
-                await self._patch_status(pod, {"conditions": [{
-                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                    "message": f"0/{len(nodes)} nodes are available: no node matches the pod's node selector, "
-                               "affinity and tolerations.", "lastTransitionTime": _now()}]})
+    async def _schedule(self, uid: str) -> None:
+        """Bind one pending pod to the fitting node with the fewest Pending and Running pods (from the watches: no
+        request but the binding); a pod that fits nowhere gets ``PodScheduled=False`` once and waits for the resync."""
+        pod = self._pods.get(uid)
+        if pod is None or uid in self._scheduling or uid not in self._unbound:
             return
-        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"]},
-                   "target": {"apiVersion": "v1", "kind": "Node", "name": chosen}}
+        meta = pod["metadata"]
+        nodes = [n for name, n in self._node_objects.items() if name in self.nodes and name not in self.lost]
+        chosen = choose_node(pod, nodes, {name: len(uids) for name, uids in self._load.items()})
+        if chosen is None:
+            if uid not in self._unschedulable:
+                self._unschedulable.add(uid)
+                message = (
+                    f"0/{len(nodes)} nodes are available: no node matches the pod's node selector, affinity and "
+                    "tolerations."
+                )
+                condition = {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": _now(),
+                }
+                with contextlib.suppress(KubeletError, aiohttp.ClientError):
+                    await self._patch_status(pod, {"conditions": [condition]})
+            return
+        self._scheduling.add(uid)
+        self._track(uid, {"spec": {"nodeName": chosen}, "status": {"phase": "Pending"}})  # reserved while binding
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": meta["name"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": chosen},
+        }
         try:
             await self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding", binding)
-        except KubeletError:
-            return  # deleted or bound meanwhile: the next event says what happened
-        self._unschedulable.discard(meta["uid"])
-        pod = {**pod, "spec": {**pod["spec"], "nodeName": chosen}}
-        self._pods[meta["uid"]] = pod
-        await self._patch_status(pod, {"conditions": [{"type": "PodScheduled", "status": "True",
-                                                       "lastTransitionTime": _now()}]})
-        await self._event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {chosen}",
-                          "default-scheduler")
-        self._start(pod, chosen)
+        except (KubeletError, aiohttp.ClientError):
+            return  # deleted or bound meanwhile (the next event says what happened), or retried by the resync
+        else:
+            self._unbound.discard(uid)
+            self._unschedulable.discard(uid)
+        finally:
+            self._scheduling.discard(uid)
+            self._track(uid, self._pods.get(uid))
+        # The binding sets nodeName and PodScheduled=True (as kube-apiserver's binding does); the pod starts now,
+        # without waiting for the watch to bring the bound pod back.
+        latest = self._pods.get(uid, pod)
+        if not latest.get("spec", {}).get("nodeName"):
+            latest = {**latest, "spec": {**latest.get("spec", {}), "nodeName": chosen}}
+            self._pods[uid] = latest
+            self._track(uid, latest)
+        message = f"Successfully assigned {meta['namespace']}/{meta['name']} to {chosen}"
+        self._spawn(self._event(latest, "Scheduled", message, "default-scheduler"))
+        if not latest["metadata"].get("deletionTimestamp"):
+            self._start(latest, chosen)
 
     # -- running --------------------------------------------------------------------------------------------------
 
@@ -407,9 +576,7 @@ class FakeKubelet:
 
     async def _local(self, pod: Obj, node: str) -> LocalContainer:
         namespace = pod["metadata"]["namespace"]
-        services = await self._call("GET", f"/api/v1/namespaces/{namespace}/services")
-        headless = {s["metadata"]["name"] for s in (services or {}).get("items", [])
-                    if s.get("spec", {}).get("clusterIP") == "None"}
+        headless = self._headless.get(namespace, set())  # from the services watch
         pod_dir = self._pod_dir(pod)
         pod_dir.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
@@ -424,8 +591,14 @@ class FakeKubelet:
                 self._ports[key] = _free_port()
             return self._ports[key]
 
-        return local_container(pod, volumes=self._volumes(pod, pod_dir), pod_dir=pod_dir, headless=headless,
-                               port_for=port_for, base_env=base)
+        return local_container(
+            pod,
+            volumes=self._volumes(pod, pod_dir),
+            pod_dir=pod_dir,
+            headless=headless,
+            port_for=port_for,
+            base_env=base,
+        )
 
     async def _run_pod(self, running: _Running) -> None:
         pod = running.pod
@@ -436,8 +609,9 @@ class FakeKubelet:
             await self._finish(running, 128, "ContainerCannotRun", str(error), started_at)
             return
         if not local.argv:
-            await self._finish(running, 128, "ContainerCannotRun", "the container has no command to run locally",
-                               started_at)
+            await self._finish(
+                running, 128, "ContainerCannotRun", "the container has no command to run locally", started_at
+            )
             return
         pod_dir = self._pod_dir(pod)
         while True:
@@ -452,15 +626,26 @@ class FakeKubelet:
             with running.log.open("ab") as log:
                 try:
                     running.process = await asyncio.create_subprocess_exec(
-                        *local.argv, env=local.env, cwd=str(pod_dir), stdin=asyncio.subprocess.DEVNULL,
-                        stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                        preexec_fn=_die_with_kubelet)
+                        *local.argv,
+                        env=local.env,
+                        cwd=str(pod_dir),
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=_die_with_kubelet,
+                    )
                 except OSError as error:
                     await self._finish(running, 128, "StartError", str(error), started_at)
                     return
-            await self._report_running(running, started_at)
-            await self._event(pod, "Started", f"Started container {pod['spec']['containers'][0].get('name', '')}")
-            code = await running.process.wait()
+            container_name = pod["spec"]["containers"][0].get("name", "")
+            self._spawn(self._event(pod, "Started", f"Started container {container_name}"))
+            process = running.process
+            try:  # a container that is over within one status sync is reported terminated only, as the real one is
+                code = await asyncio.wait_for(asyncio.shield(process.wait()), STATUS_SYNC_SECONDS)
+            except TimeoutError:
+                await self._report_running(running, started_at)
+                code = await process.wait()
             if running.killed_by_node_loss:
                 return
             exit_code = 128 - code if code < 0 else code
@@ -468,8 +653,7 @@ class FakeKubelet:
             policy = pod["spec"].get("restartPolicy", "Always")
             restart = not running.terminating and (policy == "Always" or (policy == "OnFailure" and exit_code))
             if not restart:
-                await self._finish(running, exit_code, "Completed" if exit_code == 0 else "Error", message,
-                                   started_at)
+                await self._finish(running, exit_code, "Completed" if exit_code == 0 else "Error", message, started_at)
                 return
             running.restarts += 1
             running.last_state = {"terminated": _terminated(exit_code, message, started_at)}
@@ -479,15 +663,27 @@ class FakeKubelet:
         pod = running.pod
         container = (pod["spec"].get("containers") or [{}])[0]
         pid = running.process.pid if running.process is not None else 0
-        status = {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "hostIP": "127.0.0.1",
-                  "startTime": pod.get("status", {}).get("startTime") or started_at,
-                  "conditions": [{"type": t, "status": "True", "lastTransitionTime": started_at}
-                                 for t in _OWN_CONDITIONS],
-                  "containerStatuses": [{"name": container.get("name", "main"), "image": container.get("image", ""),
-                                         "imageID": "", "containerID": f"fake://{pid}",
-                                         "ready": True, "started": True, "restartCount": running.restarts,
-                                         "state": {"running": {"startedAt": started_at}},
-                                         "lastState": running.last_state}]}
+        status = {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "hostIP": "127.0.0.1",
+            "startTime": pod.get("status", {}).get("startTime") or started_at,
+            "conditions": [{"type": t, "status": "True", "lastTransitionTime": started_at} for t in _OWN_CONDITIONS],
+            "containerStatuses": [
+                {
+                    "name": container.get("name", "main"),
+                    "image": container.get("image", ""),
+                    "imageID": "",
+                    "containerID": f"fake://{pid}",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": running.restarts,
+                    "state": {"running": {"startedAt": started_at}},
+                    "lastState": running.last_state,
+                }
+            ],
+        }
         with contextlib.suppress(KubeletError, aiohttp.ClientError):
             await self._patch_status(pod, status)
 
@@ -496,15 +692,32 @@ class FakeKubelet:
         pod = running.pod
         container = (pod["spec"].get("containers") or [{}])[0]
         phase = "Succeeded" if exit_code == 0 else "Failed"
-        status = {"phase": phase, "podIP": "127.0.0.1", "hostIP": "127.0.0.1",
-                  "conditions": [{"type": t, "status": "False" if t in ("Ready", "ContainersReady") else "True",
-                                  "reason": "PodCompleted", "lastTransitionTime": _now()} for t in _OWN_CONDITIONS],
-                  "containerStatuses": [{"name": container.get("name", "main"), "image": container.get("image", ""),
-                                         "imageID": "", "ready": False, "started": False,
-                                         "restartCount": running.restarts,
-                                         "state": {"terminated": {**_terminated(exit_code, message, started_at),
-                                                                  "reason": reason}},
-                                         "lastState": running.last_state}]}
+        status = {
+            "phase": phase,
+            "podIP": "127.0.0.1",
+            "hostIP": "127.0.0.1",
+            "conditions": [
+                {
+                    "type": t,
+                    "status": "False" if t in ("Ready", "ContainersReady") else "True",
+                    "reason": "PodCompleted",
+                    "lastTransitionTime": _now(),
+                }
+                for t in _OWN_CONDITIONS
+            ],
+            "containerStatuses": [
+                {
+                    "name": container.get("name", "main"),
+                    "image": container.get("image", ""),
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": running.restarts,
+                    "state": {"terminated": {**_terminated(exit_code, message, started_at), "reason": reason}},
+                    "lastState": running.last_state,
+                }
+            ],
+        }
         with contextlib.suppress(KubeletError, aiohttp.ClientError):
             await self._patch_status(pod, status)
             if running.terminating:
@@ -512,9 +725,17 @@ class FakeKubelet:
 
     async def _force_delete(self, pod: Obj) -> None:
         meta = pod["metadata"]
-        await self._call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                         {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                          "preconditions": {"uid": meta["uid"]}}, ok_missing=True)
+        await self._call(
+            "DELETE",
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+            {
+                "kind": "DeleteOptions",
+                "apiVersion": "v1",
+                "gracePeriodSeconds": 0,
+                "preconditions": {"uid": meta["uid"]},
+            },
+            ok_missing=True,
+        )
 
     async def _terminate(self, pod: Obj) -> None:
         """Graceful termination: SIGTERM, SIGKILL after the grace period, status, then the final deletion."""
@@ -527,15 +748,16 @@ class FakeKubelet:
             return
         running.terminating = True
         running.pod = pod
-        grace = float(pod["metadata"].get("deletionGracePeriodSeconds")
-                      or pod["spec"].get("terminationGracePeriodSeconds", 30))
+        grace = float(
+            pod["metadata"].get("deletionGracePeriodSeconds") or pod["spec"].get("terminationGracePeriodSeconds", 30)
+        )
         process = running.process
         if process is None or process.returncode is not None:
             if running.task is not None and running.task.done():
                 with contextlib.suppress(KubeletError):
                     await self._force_delete(pod)
             return
-        await self._event(pod, "Killing", f"Stopping container {pod['spec']['containers'][0].get('name', '')}")
+        self._spawn(self._event(pod, "Killing", f"Stopping container {pod['spec']['containers'][0].get('name', '')}"))
         _kill(process, signal.SIGTERM)
         asyncio.get_running_loop().call_later(grace, _kill, process, signal.SIGKILL)
 
@@ -563,24 +785,43 @@ class FakeKubelet:
                 running.killed_by_node_loss = True
                 _kill(running.process, signal.SIGKILL)
         await self._set_node_ready(name, False)
-        asyncio.get_running_loop().call_later(self.node_loss_delay,
-                                              lambda: asyncio.ensure_future(self._evict_lost(name)))
+        asyncio.get_running_loop().call_later(
+            self.node_loss_delay, lambda: asyncio.ensure_future(self._evict_lost(name))
+        )
 
     async def _evict_lost(self, name: str) -> None:
         listed = await self._call("GET", "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={name}"})
         for pod in (listed or {}).get("items", []):
             with contextlib.suppress(KubeletError, aiohttp.ClientError):
-                await self._patch_status(pod, {"phase": "Failed", "reason": "NodeLost", "conditions": [{
-                    "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
-                    "message": f"Taint manager: deleting due to NoExecute taint on node {name}",
-                    "lastTransitionTime": _now()}]})
+                await self._patch_status(
+                    pod,
+                    {
+                        "phase": "Failed",
+                        "reason": "NodeLost",
+                        "conditions": [
+                            {
+                                "type": "DisruptionTarget",
+                                "status": "True",
+                                "reason": "DeletionByTaintManager",
+                                "message": f"Taint manager: deleting due to NoExecute taint on node {name}",
+                                "lastTransitionTime": _now(),
+                            }
+                        ],
+                    },
+                )
                 await self._force_delete(pod)
             self._running.pop(pod["metadata"]["uid"], None)
 
     def preempt(self, pod: str, namespace: str = "default") -> None:
         """The scheduler preempts ``pod``: DisruptionTarget (PreemptionByScheduler), then graceful deletion."""
-        self._call_soon(self._disrupt(pod, namespace, "PreemptionByScheduler",
-                                      "Kubernetes default scheduler: preempting to accommodate a higher priority pod"))
+        self._call_soon(
+            self._disrupt(
+                pod,
+                namespace,
+                "PreemptionByScheduler",
+                "Kubernetes default scheduler: preempting to accommodate a higher priority pod",
+            )
+        )
 
     def evict(self, pod: str, namespace: str = "default") -> None:
         """The Eviction API evicts ``pod`` (DisruptionTarget EvictionByEvictionAPI, then graceful deletion)."""
@@ -591,9 +832,20 @@ class FakeKubelet:
         path = f"/api/v1/namespaces/{namespace}/pods/{name}"
         pod = await self._call("GET", path)
         assert pod is not None
-        await self._patch_status(pod, {"conditions": [{"type": "DisruptionTarget", "status": "True",
-                                                       "reason": reason, "message": message,
-                                                       "lastTransitionTime": _now()}]})
+        await self._patch_status(
+            pod,
+            {
+                "conditions": [
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": _now(),
+                    }
+                ]
+            },
+        )
         await self._call("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1"})
 
     # -- inspection -----------------------------------------------------------------------------------------------
@@ -607,13 +859,20 @@ class FakeKubelet:
 
     def pids(self) -> list[int]:
         """The process ids of the containers now running."""
-        return [r.process.pid for r in list(self._running.values())
-                if r.process is not None and r.process.returncode is None]
+        return [
+            r.process.pid
+            for r in list(self._running.values())
+            if r.process is not None and r.process.returncode is None
+        ]
 
 
 def _terminated(exit_code: int, message: str, started_at: str) -> Obj:
-    out: Obj = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                "startedAt": started_at, "finishedAt": _now()}
+    out: Obj = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started_at,
+        "finishedAt": _now(),
+    }
     if message:
         out["message"] = message
     return out
@@ -633,3 +892,27 @@ def _kill(process: asyncio.subprocess.Process | None, signum: signal.Signals) ->
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kubetune.testing.kubelet --kubeconfig K --workdir W``: the fake kubelet in a process of its own,
+    until SIGINT or SIGTERM (it prints ``ready`` once its nodes are registered and its caches filled)."""
+    parser = argparse.ArgumentParser(prog="python -m kubetune.testing.kubelet", description=main.__doc__)
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="the API server to run pods of")
+    parser.add_argument("--workdir", type=Path, required=True, help="where pods' folders and logs go")
+    parser.add_argument("--resync", type=float, default=1.0, help="seconds between retries of unbound pods")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with FakeKubelet.from_kubeconfig(args.kubeconfig, workdir=args.workdir, resync=args.resync) as kubelet:
+        print("ready", flush=True)
+        while not stop.wait(0.5):
+            pass
+        for error in kubelet.errors:
+            print(f"kubelet error: {error}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

