@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetune.api import TrainingJob, parse
-from kubetune.core import CreateWorker, Observed, Plan, Result, WorkerObservation, plan
+from kubetune.core import CreateWorker, Heartbeat, Observed, Plan, Result, WorkerObservation, plan
 from kubetune.core.capacity import capacity_for, is_spot_node, placement
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T0 = NOW.timestamp() - 100
 
 
-def job(resilience: dict[str, Any] | None = None, **spec: Any) -> TrainingJob:
+def job(resilience: dict[str, Any] | None = None, batchSize: int = 64, **spec: Any) -> TrainingJob:
+    spec.setdefault("hyperparameters", {"batchSize": batchSize})
     return parse(
         {
             "apiVersion": "kubetune.dev/v1alpha1",
@@ -144,3 +145,33 @@ def test_a_succeeded_job_counts_its_last_attempt() -> None:
     )
     p = go(j, (done,), {"phase": "Running", "attempt": 0, "capacity": "onDemand"})
     assert p.status["phase"] == "Succeeded" and p.status["cost"]["cpuSeconds"] == {"onDemand": 30.0}
+
+
+def _rank(rank: int, seconds: float, node: str) -> WorkerObservation:
+    beat = Heartbeat(step=50, time=T0 + 50, local_step_s=seconds)
+    return WorkerObservation(f"j-w{rank}-a0", rank, 0, "Running", heartbeat=beat, node=node)
+
+
+def test_a_slow_rank_is_reported_and_with_restart_slow_gang_the_gang_moves_away_from_its_node() -> None:
+    gang = (_rank(0, 0.010, "n0"), _rank(1, 0.011, "n1"), _rank(2, 0.035, "slow"))
+    watched = job({"stragglers": {"slowRankFactor": 2}}, parallelism={"workers": 3}, batchSize=63)
+    p = go(watched, gang, {"phase": "Running", "attempt": 0})
+    straggler = next(c for c in p.status["conditions"] if c["type"] == "Straggler")
+    assert straggler["status"] == "True" and straggler["reason"] == "SlowRank"
+    assert "rank 2 (j-w2-a0 on slow) is 3.3x slower" in straggler["message"]
+    assert [e.reason for e in p.events] == ["SlowRank"] and p.status["phase"] == "Running" and not p.actions
+    again = go(watched, gang, dict(p.status))
+    assert again.events == ()  # reported once
+    healed = go(watched, (*gang[:2], _rank(2, 0.012, "slow")), dict(again.status))
+    assert next(c for c in healed.status["conditions"] if c["type"] == "Straggler")["status"] == "False"
+    moving = job({"stragglers": {"restartSlowGang": True}}, parallelism={"workers": 3}, batchSize=63)
+    p = go(moving, gang, {"phase": "Running", "attempt": 0})
+    assert p.status["phase"] == "Restarting" and p.status["attempt"] == 1 and p.status["restarts"] == 0
+    assert p.status["avoidNodes"] == ["slow"] and p.status["stragglerRestarts"] == 1
+    assert sorted(a.name for a in p.actions) == ["j-w0-a0", "j-w1-a0", "j-w2-a0"]  # the old gang stops
+
+
+def test_equal_ranks_raise_no_straggler_condition() -> None:
+    gang = (_rank(0, 0.010, "n0"), _rank(1, 0.012, "n1"))
+    p = go(job(parallelism={"workers": 2}), gang, {"phase": "Running", "attempt": 0})
+    assert not any(c["type"] == "Straggler" for c in p.status["conditions"])

@@ -33,6 +33,8 @@ class ConditionType(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     STOPPED = "Stopped"
+    # Not a phase: a rank of the gang is much slower than the others (its node, usually).
+    STRAGGLER = "Straggler"
 
 
 class Reason(StrEnum):
@@ -57,6 +59,9 @@ class Reason(StrEnum):
     FAILED_BY_POLICY = "FailedByPolicy"  # a failurePolicy rule said FailTrial
     FAIL_JOB_BY_POLICY = "FailJobByPolicy"  # a failurePolicy rule said FailJob (a study fails with its trial)
     CAPACITY_FALLBACK = "CapacityFallback"
+    SLOW_RANK = "SlowRank"
+    NO_SLOW_RANK = "NoSlowRank"
+    STRAGGLER_RESTART = "StragglerRestart"
     # A run stopped on request (the kubetune.dev/stop annotation names the reason).
     STOPPED = "Stopped"
     PRUNED = "Pruned"

@@ -13,6 +13,7 @@ kubetune.core (no kopf, kubernetes, optuna, mlflow: an import-linter contract ho
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +74,7 @@ class _Draft:
     capacity: Capacity | None
     avoid_nodes: list[str]
     ledger: Ledger
+    straggler_restarts: int
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
@@ -97,6 +99,7 @@ class _Draft:
             capacity=status.get("capacity") if status.get("capacity") in ("spot", "onDemand") else None,
             avoid_nodes=[str(n) for n in status.get("avoidNodes", ())],
             ledger=Ledger.from_status(status.get("cost")),
+            straggler_restarts=int(status.get("stragglerRestarts", 0)),
         )
 
 
@@ -286,8 +289,57 @@ def _reconcile_gang(
             generation,
         )
         draft.completion_time = ts
-    else:
+    elif not _straggler(job, draft, current, observed, now):
         _start_missing(job, draft, current, stale, ts, generation)
+
+
+MAX_STRAGGLER_RESTARTS = 3
+
+
+def _straggler(
+    job: TrainingJob, draft: _Draft, current: dict[int, WorkerObservation], observed: Observed, now: datetime
+) -> bool:
+    """Report a rank whose own work per step is ``slowRankFactor`` times the others' median (condition Straggler,
+    an Event when it appears); with ``restartSlowGang``, restart the gang from its checkpoint away from that rank's
+    node (at most 3 times, never counted against backoffLimit). True when it restarted the gang."""
+    spec = job.spec.resilience.stragglers
+    times = {
+        rank: w.heartbeat.local_step_s
+        for rank, w in current.items()
+        if w.phase == "Running" and w.heartbeat is not None and w.heartbeat.local_step_s
+    }
+    slow: list[tuple[int, float]] = []
+    for rank, seconds in sorted(times.items()):
+        others = [t for r, t in times.items() if r != rank]
+        if others and seconds > spec.slow_rank_factor * statistics.median(others):
+            slow.append((rank, seconds / statistics.median(others)))
+    ts, generation = timestamp(now), job.generation
+    present = any(c.type == ConditionType.STRAGGLER for c in draft.conditions)
+    if not slow:
+        if present:
+            message = "no rank is slower than the others"
+            draft.conditions = set_condition(
+                draft.conditions, ConditionType.STRAGGLER, False, Reason.NO_SLOW_RANK, message, ts, generation
+            )
+        return False
+    rank, factor = max(slow, key=lambda item: item[1])
+    worker = current[rank]
+    message = f"rank {rank} ({worker.name} on {worker.node or 'an unknown node'}) is {factor:.1f}x slower per step"
+    was = next((c for c in draft.conditions if c.type == ConditionType.STRAGGLER), None)
+    if was is None or was.status != "True":
+        draft.events.append(Event("Warning", str(Reason.SLOW_RANK), message))
+    draft.conditions = set_condition(
+        draft.conditions, ConditionType.STRAGGLER, True, Reason.SLOW_RANK, message, ts, generation
+    )
+    if not spec.restart_slow_gang or draft.straggler_restarts >= MAX_STRAGGLER_RESTARTS:
+        return False
+    _avoid(draft, worker)
+    draft.straggler_restarts += 1
+    _close_attempt(job, draft, current, observed, now, preempted=True)
+    _restart(
+        job, draft, current, Reason.STRAGGLER_RESTART, f"{message}; relaunching away from its node", ts, generation
+    )
+    return True
 
 
 def _preempted(
@@ -585,6 +637,8 @@ def _status(
         status["capacity"] = draft.capacity
     if draft.avoid_nodes:
         status["avoidNodes"] = list(draft.avoid_nodes)
+    if draft.straggler_restarts:
+        status["stragglerRestarts"] = draft.straggler_restarts
     cost = draft.ledger.to_status()
     if cost:
         status["cost"] = cost

@@ -43,6 +43,9 @@ class Heartbeat:
     # The newest finished epoch and its metrics (validation accuracy, ...): a study's intermediate values.
     last_epoch: int | None = None
     epoch_metrics: Mapping[str, float] = field(default_factory=dict)
+    # Seconds per step this rank spends on its own work (forward, data, any slowness of its node), not waiting for
+    # the others: in a synchronous gang every rank steps at the same rate, so only this tells the slow rank apart.
+    local_step_s: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Heartbeat:
@@ -60,6 +63,7 @@ class Heartbeat:
             checkpoint_step=_int_or_none(data.get("checkpoint_step")),
             last_epoch=_int_or_none(last.get("epoch")),
             epoch_metrics=_metrics(last.get("metrics")),
+            local_step_s=float(local) if isinstance(local := data.get("local_step_s"), int | float) else None,
         )
 
 
