@@ -110,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
         "--tracking-uri", default=None, help="MLflow for jobs that name none (default $KUBETUNE_MLFLOW_TRACKING_URI)"
     )
     operator.add_argument("--kubeconfig", default=None, help="kubeconfig file (default in-cluster or $KUBECONFIG)")
+    operator.add_argument(
+        "--study-storage",
+        default=None,
+        help="Optuna storage URL for studies that name none (default $KUBETUNE_STUDY_STORAGE, else a journal file)",
+    )
     operator.add_argument("--verbose", action="store_true")
 
     dev = commands.add_parser(
@@ -304,6 +309,8 @@ def _operator(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, metrics_port=args.metrics_port)
     if args.tracking_uri:
         settings = dataclasses.replace(settings, tracking_uri=args.tracking_uri)
+    if args.study_storage:
+        settings = dataclasses.replace(settings, study_storage=args.study_storage)
     try:
         run_operator(
             settings,

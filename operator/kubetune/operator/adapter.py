@@ -9,6 +9,7 @@ Uses the official ``kubernetes`` client (blocking: callers run it in a worker th
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -78,8 +79,12 @@ class KubernetesAdapter:
         """Create a Pod or Service owned by ``owner``; False when it already existed."""
         kopf.adopt(obj, owner=owner)  # type: ignore[arg-type]
         namespace = obj["metadata"]["namespace"]
+        if obj["kind"] == "TrainingJob":  # a study's trial
+            path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        else:
+            path = f"/api/v1/namespaces/{namespace}/{_PATHS[obj['kind']]}"
         try:
-            self.request("POST", f"/api/v1/namespaces/{namespace}/{_PATHS[obj['kind']]}", obj)
+            self.request("POST", path, obj)
         except ApiError as error:
             if error.status == 409:
                 return False
@@ -95,6 +100,30 @@ class KubernetesAdapter:
                 return False
             raise
         return True
+
+    def annotate_trainingjob(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge annotations into a TrainingJob (the stop request of a pruned trial); a missing one is done."""
+        try:
+            self.request(
+                "PATCH",
+                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}",
+                {"metadata": {"annotations": dict(annotations)}},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret (a study's storage URL), decoded; ValueError naming the Secret when absent."""
+        try:
+            secret = self.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        except ApiError as error:
+            raise ValueError(f"spec.tuning.storage.secretRef: Secret {namespace}/{name}: {error.status}") from None
+        data = (secret or {}).get("data") or {}
+        if key not in data:
+            raise ValueError(f"spec.tuning.storage.secretRef: Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode("utf-8").strip()
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Merge-patch the TrainingJob's ``/status`` subresource; returns the job as the API server answered it."""

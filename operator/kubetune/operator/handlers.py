@@ -25,6 +25,7 @@ from typing import Any
 import kopf
 
 from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.core.study import STUDY_LABEL
 from kubetune.operator.adapter import KubernetesAdapter
 from kubetune.operator.metrics import OperatorMetrics
 from kubetune.operator.reconcile import JobMemory, reconcile
@@ -116,6 +117,27 @@ async def services_by_job(namespace: str | None, labels: Mapping[str, str], name
     return {(str(namespace), labels[JOB_LABEL]): name}
 
 
+@kopf.index(GROUP, VERSION, PLURAL, labels={STUDY_LABEL: kopf.PRESENT}, id="trials_by_study")
+async def trials_by_study(
+    body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
+) -> dict[Key, dict[str, Any]]:
+    return {
+        (str(namespace), labels[STUDY_LABEL]): {
+            "metadata": {
+                "name": body.metadata.name,
+                "labels": dict(body.metadata.labels),
+                "annotations": dict(body.metadata.annotations),
+            },
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, labels={STUDY_LABEL: kopf.PRESENT}, id="wake-study-on-trial")
+async def wake_study_on_trial(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    _wake(namespace, labels.get(STUDY_LABEL))
+
+
 @kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT}, id="wake-on-pod")
 async def wake_on_pod(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     _wake(namespace, labels.get(JOB_LABEL))
@@ -138,6 +160,7 @@ async def run_job(
 ) -> None:
     pods_by_job: kopf.Index[Key, dict[str, Any]] = kwargs["pods_by_job"]
     services_by_job: kopf.Index[Key, str] = kwargs["services_by_job"]
+    trials_by_study: kopf.Index[Key, dict[str, Any]] = kwargs["trials_by_study"]
     key = (str(namespace), name)
     loop = _loops.setdefault(key, _Loop())
     settings: OperatorSettings = memo.settings
@@ -149,6 +172,7 @@ async def run_job(
                 loop.wakeup.clear()
                 pods = [dict(pod) for pod in pods_by_job.get(key, [])]
                 has_service = bool(list(services_by_job.get(key, [])))
+                trials = [dict(trial) for trial in trials_by_study.get(key, [])]
                 try:
                     decided = await asyncio.get_running_loop().run_in_executor(
                         memo.pass_threads,
@@ -161,6 +185,7 @@ async def run_job(
                         datetime.now(UTC),
                         memo.metrics,
                         loop.memory,
+                        trials,
                     )
                     idle = decided.terminal and not decided.actions
                 except Exception:

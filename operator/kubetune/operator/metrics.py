@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from kubetune.core import Event, Reason
 
 RESTART_REASONS = frozenset({Reason.WORKER_FAILED, Reason.WORKER_PREEMPTED, Reason.WORKER_LOST})
-PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed")
+PHASES = ("Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed", "Stopped")
 
 
 class OperatorMetrics:

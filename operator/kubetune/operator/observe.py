@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from kubetune.core import Heartbeat, Result, WorkerObservation
@@ -44,6 +45,26 @@ def _disruption(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _seconds(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _times(pod: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """When the container started and finished (unix seconds), from its running or terminated state."""
+    for status in pod.get("status", {}).get("containerStatuses") or ():
+        state = status.get("state") or {}
+        if state.get("terminated"):
+            return _seconds(state["terminated"].get("startedAt")), _seconds(state["terminated"].get("finishedAt"))
+        if state.get("running"):
+            return _seconds(state["running"].get("startedAt")), None
+    return None, None
+
+
 def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation | None:
     """The worker a pod stands for, or None when the pod is not a kubetune worker."""
     metadata = pod.get("metadata", {})
@@ -58,6 +79,7 @@ def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation | None:
     beat_data = _json((metadata.get("annotations") or {}).get(PROGRESS_ANNOTATION))
     heartbeat = Heartbeat.from_dict(beat_data) if isinstance(beat_data, dict) else None
     terminated = _terminated(pod)
+    started_at, finished_at = _times(pod)
     exit_code: int | None = None
     reason = pod.get("status", {}).get("reason")
     result: Result | None = None
@@ -80,4 +102,6 @@ def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation | None:
         heartbeat=heartbeat,
         result=result,
         node=pod.get("spec", {}).get("nodeName"),
+        started_at=started_at,
+        finished_at=finished_at,
     )

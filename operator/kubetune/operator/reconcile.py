@@ -23,12 +23,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kubetune import tracking
-from kubetune.api import SpecError, TrainingJob, parse
+from kubetune.api import Problem, SpecError, TrainingJob, parse
 from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, WorkerObservation, plan, plan_invalid
+from kubetune.core.study import StudyPlan
 from kubetune.operator.metrics import OperatorMetrics
 from kubetune.operator.observe import observe_pod
 from kubetune.operator.resources import build_pod, build_service
 from kubetune.operator.settings import OperatorSettings
+from kubetune.operator.study import StudyMemory, reconcile_study
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ EXPECTATION_SECONDS = 15.0
 # created once the old ones are gone, a suspended or resumed job acts on it): a pass that moves them is followed by
 # another at once. The others (worker summaries, metrics, progress) only describe what the watches will bring anyway.
 DECISIVE_KEYS = ("phase", "attempt")
+TERMINAL = ("Succeeded", "Failed", "Stopped")
 
 
 class Adapter(Protocol):
@@ -48,6 +51,10 @@ class Adapter(Protocol):
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
     def record_event(self, owner: Mapping[str, Any], event: Event) -> None: ...
+
+    def annotate_trainingjob(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None: ...
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str: ...
 
 
 def _mlflow(
@@ -74,6 +81,7 @@ class JobMemory:
     base_rv: str | None = None  # the job's resourceVersion the pass that wrote it had seen
     expected: dict[str, float] = field(default_factory=dict)  # "Kind/name" created -> monotonic deadline
     deleted: dict[str, float] = field(default_factory=dict)  # pod name deleted -> monotonic deadline
+    study: StudyMemory | None = None  # a study's opened Optuna objects
     replan: bool = False  # the last pass moved the job's phase or attempt: plan again at once (it may go on)
 
     def current_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,13 +158,13 @@ def _plan_valid(
     body: Mapping[str, Any],
     memory: JobMemory,
 ) -> Plan:
-    if status.get("phase") not in ("Succeeded", "Failed"):
+    if status.get("phase") not in TERMINAL:
         key = f"Service/{job.name}"
         if not has_service and not memory.pending(memory.expected, key):
             adapter.create_if_absent(build_service(job, settings), body)
             memory.expect(memory.expected, key)
         _mlflow(job, status, settings, adapter, body)
-    return plan(job, Observed(workers, status), now)
+    return plan(job, Observed(workers, status, settings.prices), now)
 
 
 def reconcile(
@@ -168,13 +176,28 @@ def reconcile(
     now: datetime,
     metrics: OperatorMetrics | None = None,
     memory: JobMemory | None = None,
-) -> Plan:
-    """Drive one TrainingJob one step towards its plan (``memory``: what this process's earlier passes did to it)."""
+    children: Iterable[Mapping[str, Any]] = (),
+) -> Plan | StudyPlan:
+    """Drive one TrainingJob one step towards its plan (``memory``: what this process's earlier passes did to it).
+
+    A study (``spec.tuning``) is driven by :func:`kubetune.operator.study.reconcile_study` over its ``children``.
+    """
     memory = memory if memory is not None else JobMemory()
     metadata = body.get("metadata", {})
     namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
     status = memory.current_status(body)
     previous = dict(status)
+    if (body.get("spec") or {}).get("tuning") is not None:
+        study = _study_pass(body, status, children, adapter, settings, now, memory)
+        if study is not None:
+            if _changes(previous, study.status):
+                memory.written(body, study.status, adapter.patch_status(namespace, name, study.status))
+                memory.replan = any(previous.get(key) != study.status.get(key) for key in DECISIVE_KEYS)
+            else:
+                memory.replan = False
+            if metrics is not None:
+                metrics.observe((namespace, name), str(study.status.get("phase")), (), 0)
+            return study
     workers = tuple(w for w in (observe_pod(pod) for pod in pods) if w is not None)
     memory.observed((w.name for w in workers), has_service, name)
     job: TrainingJob | None
@@ -195,6 +218,7 @@ def reconcile(
                 settings,
                 run_id=ref.run_id if ref else None,
                 tracking_uri=ref.tracking_uri if ref else None,
+                capacity=action.placement,
             )
             key = f"Pod/{action.name}"
             if not memory.pending(memory.expected, key):  # else created by an earlier pass: the index lags
@@ -216,9 +240,35 @@ def reconcile(
             decided.events,
             job.spec.parallelism.workers if job else 0,
         )
-    if decided.terminal and ref is not None and previous.get("phase") not in ("Succeeded", "Failed"):
+    if decided.terminal and ref is not None and previous.get("phase") not in TERMINAL:
         _end_run(ref, dict(decided.status))
     return decided
+
+
+def _study_pass(
+    body: Mapping[str, Any],
+    status: dict[str, Any],
+    children: Iterable[Mapping[str, Any]],
+    adapter: Adapter,
+    settings: OperatorSettings,
+    now: datetime,
+    memory: JobMemory,
+) -> StudyPlan | None:
+    """A study's pass; None when the spec is invalid (the gang path then fails it with InvalidSpec)."""
+    try:
+        job = parse(dict(body))
+    except SpecError:
+        return None
+    if status.get("phase") in ("Succeeded", "Failed") and memory.study is None:
+        return StudyPlan((), status)  # a finished study before this process: nothing to open or do
+    if memory.study is None:
+        memory.study = StudyMemory()
+    try:
+        return reconcile_study(job, body, status, children, adapter, settings, now, memory.study)
+    except ValueError as error:  # bad sampler/pruner options, an unusable storage: the study cannot run
+        decided = plan_invalid(job.generation, [Problem("spec.tuning", str(error))], Observed((), status), now)
+        memory.study = None
+        return StudyPlan((), decided.status, ())
 
 
 def _end_run(ref: tracking.RunRef, status: dict[str, Any]) -> None:

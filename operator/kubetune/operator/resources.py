@@ -9,13 +9,16 @@ Owner references are added by the caller (``kopf.adopt``). Pure: no I/O, no kopf
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kubetune.api import TrainingJob
 from kubetune.core import worker_name
+from kubetune.core.capacity import CapacityPlacement
 from kubetune.core.workerenv import Placement, worker_env
 from kubetune.operator.settings import (
     ATTEMPT_LABEL,
+    CAPACITY_LABEL,
     JOB_LABEL,
     MANAGED_BY,
     RANK_LABEL,
@@ -77,6 +80,26 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return volumes, mounts
 
 
+def _place(spec: dict[str, Any], capacity: CapacityPlacement) -> None:
+    """Add the capacity's node selector, tolerations and required node-affinity terms to a pod spec."""
+    if capacity.node_selector:
+        spec["nodeSelector"] = {**spec.get("nodeSelector", {}), **capacity.node_selector}
+    if capacity.tolerations:
+        spec["tolerations"] = [*spec.get("tolerations", []), *(dict(t) for t in capacity.tolerations)]
+    if capacity.node_expressions:
+        affinity = spec.setdefault("affinity", {})
+        required = affinity.setdefault("nodeAffinity", {}).setdefault(
+            "requiredDuringSchedulingIgnoredDuringExecution", {"nodeSelectorTerms": [{}]}
+        )
+        terms = required.setdefault("nodeSelectorTerms", [{}]) or [{}]
+        required["nodeSelectorTerms"] = terms
+        for term in terms:  # terms are ORed: each must also hold the capacity's expressions
+            term["matchExpressions"] = [
+                *term.get("matchExpressions", []),
+                *(dict(e) for e in capacity.node_expressions),
+            ]
+
+
 def build_pod(
     job: TrainingJob,
     rank: int,
@@ -84,8 +107,9 @@ def build_pod(
     settings: OperatorSettings,
     run_id: str | None = None,
     tracking_uri: str | None = None,
+    capacity: CapacityPlacement | None = None,
 ) -> dict[str, Any]:
-    """The Pod of worker ``rank`` in gang ``attempt``."""
+    """The Pod of worker ``rank`` in gang ``attempt`` (on ``capacity``'s nodes when the plan chose them)."""
     name = worker_name(job.name, rank, attempt)
     master = f"{worker_name(job.name, 0, attempt)}.{service_name(job)}"
     placement = Placement(
@@ -163,7 +187,10 @@ def build_pod(
             for t in job.spec.tolerations
         ]
     if job.spec.affinity:
-        spec["affinity"] = dict(job.spec.affinity)
+        spec["affinity"] = copy.deepcopy(dict(job.spec.affinity))
+    if capacity is not None:
+        _place(spec, capacity)
+        labels[CAPACITY_LABEL] = capacity.capacity
     metadata: dict[str, Any] = {"name": name, "namespace": job.namespace, "labels": labels}
     if annotations:
         metadata["annotations"] = annotations

@@ -42,6 +42,7 @@ class DevCluster:
             progress_interval_seconds=1.0,
             resync_seconds=2.0,
             termination_grace_seconds=30,
+            study_dir=str(self.workdir / "studies"),
         )
         self.api = TestAPIServer(port=port)
         self.kubelet: FakeKubelet | None = None
