@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.live import Live
 
-from kubetune.api import SpecError, load
+from kubetune.api import SpecError, TrainingJob, load
 from kubetune.api.crd import crd_text
 from kubetune.simulate import cli as simulate_cli
 
@@ -160,6 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _load_reporting(path: Path) -> TrainingJob | None:
+    """The TrainingJob in ``path``, or None after printing one line per problem."""
+    try:
+        return load(path)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return None
+
+
 def _validate(files: Sequence[Path]) -> int:
     bad = False
     for path in files:
@@ -181,11 +191,8 @@ def _run(args: argparse.Namespace) -> int:
     if TYPE_CHECKING:
         from kubetune.local.study import LocalStudyRunner
 
-    try:
-        job = load(args.file)
-    except SpecError as error:
-        for problem in error.problems:
-            print(f"{args.file}: {problem}", file=sys.stderr)
+    job = _load_reporting(args.file)
+    if job is None:
         return EXIT_USAGE
     err = Console(stderr=True)
     live_view = args.output == "rich" and err.is_terminal
@@ -267,11 +274,8 @@ def _load_prices(path: Path) -> dict[str, dict[str, float]]:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    try:
-        job = load(args.file)
-    except SpecError as error:
-        for problem in error.problems:
-            print(f"{args.file}: {problem}", file=sys.stderr)
+    job = _load_reporting(args.file)
+    if job is None:
         return EXIT_USAGE
     if job.spec.tuning is None:
         print(f"{args.file}: spec.tuning: not a study (no tuning section)", file=sys.stderr)

@@ -92,3 +92,17 @@ def end_run(ref: RunRef, status: dict[str, Any]) -> None:
             client.set_tag(ref.run_id, tag, ",".join(values)[:5000])
     outcome = {"Succeeded": "FINISHED", "Stopped": "KILLED"}.get(phase, "FAILED")
     client.set_terminated(ref.run_id, status=outcome)
+
+
+def ensure_run(job: TrainingJob, status: dict[str, Any], uri: str | None, tags: dict[str, str]) -> str | None:
+    """Create the job's run once, keeping its reference in ``status["mlflow"]``; the error, if MLflow failed.
+
+    MLflow being down must not stop training: the caller reports the error (an Event) and goes on.
+    """
+    if not job.spec.tracking.enabled or not uri or RunRef.from_dict(status.get("mlflow")) is not None:
+        return None
+    try:
+        status["mlflow"] = start_run(job, uri, tags=tags).to_dict()
+    except Exception as error:
+        return f"MLflow at {uri}: {error}"[:1024]
+    return None

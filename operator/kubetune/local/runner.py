@@ -54,6 +54,23 @@ class RunOptions:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def load_status(path: Path) -> dict[str, Any]:
+    """The status kept in a run directory's ``state.json`` ({} when there is none or it is unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, dict) else {}
+
+
+def save_status(path: Path, status: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically (a temporary file, then a rename)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"status": status}, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def free_port() -> int:
     """A TCP port free on the loopback interface right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -105,17 +122,10 @@ class LocalRunner:
         return self.run_dir / STATE_FILE
 
     def _load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        status = data.get("status") if isinstance(data, dict) else None
-        return status if isinstance(status, dict) else {}
+        return load_status(self.state_path)
 
     def _save_state(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"status": self.status}, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        save_status(self.state_path, self.status)
 
     def _prepare(self) -> None:
         previous = {} if self.options.fresh else self._load_state()

@@ -18,7 +18,6 @@ and :mod:`kubetune.tuning.report`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -41,7 +40,14 @@ from kubetune.core.study import (
     TellTrial,
     plan_study,
 )
-from kubetune.local.runner import STATE_FILE, LocalRunner, RunOptions, _sigterm_as_interrupt
+from kubetune.local.runner import (
+    STATE_FILE,
+    LocalRunner,
+    RunOptions,
+    _sigterm_as_interrupt,
+    load_status,
+    save_status,
+)
 from kubetune.tuning.controller import StudyController, TrialRow
 from kubetune.tuning.pruners import build_pruner
 from kubetune.tuning.report import BEST_FILE, best_yaml, log_study
@@ -104,17 +110,10 @@ class LocalStudyRunner:
         return self.run_dir / STATE_FILE
 
     def _load_state(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        status = data.get("status") if isinstance(data, dict) else None
-        return status if isinstance(status, dict) else {}
+        return load_status(self.state_path)
 
     def _save_state(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"status": self.status}, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        save_status(self.state_path, self.status)
 
     def begin_check(self) -> None:
         """Build the sampler and the pruner once, so that bad options fail before anything starts (ValueError)."""

@@ -61,15 +61,10 @@ def _mlflow(
     job: TrainingJob, status: dict[str, Any], settings: OperatorSettings, adapter: Adapter, body: Mapping[str, Any]
 ) -> None:
     """Create the job's MLflow run once (its id lives in the status, so a restart of the operator keeps it)."""
-    if not job.spec.tracking.enabled or tracking.RunRef.from_dict(status.get("mlflow")) is not None:
-        return
     uri = job.spec.tracking.tracking_uri or settings.tracking_uri
-    if not uri:
-        return
-    try:
-        status["mlflow"] = tracking.start_run(job, uri, tags={"kubetune.uid": str(job.uid)}).to_dict()
-    except Exception as error:  # MLflow being down must not stop training
-        adapter.record_event(body, Event("Warning", "TrackingUnavailable", f"MLflow at {uri}: {error}"[:1024]))
+    error = tracking.ensure_run(job, status, uri, {"kubetune.uid": str(job.uid)})
+    if error:
+        adapter.record_event(body, Event("Warning", "TrackingUnavailable", error))
 
 
 @dataclass

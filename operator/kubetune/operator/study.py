@@ -186,15 +186,10 @@ def _parent_run(
     job: TrainingJob, status: dict[str, Any], settings: OperatorSettings, adapter: StudyAdapter, body: Mapping[str, Any]
 ) -> None:
     """The study's MLflow parent run, created once (its id lives in the status)."""
-    if not job.spec.tracking.enabled or tracking.RunRef.from_dict(status.get("mlflow")) is not None:
-        return
     uri = job.spec.tracking.tracking_uri or settings.tracking_uri
-    if not uri:
-        return
-    try:
-        status["mlflow"] = tracking.start_run(job, uri, tags={"kubetune.uid": str(job.uid)}).to_dict()
-    except Exception as error:  # MLflow being down must not stop the study
-        adapter.record_event(body, Event("Warning", "TrackingUnavailable", f"MLflow at {uri}: {error}"[:1024]))
+    error = tracking.ensure_run(job, status, uri, {"kubetune.uid": str(job.uid)})
+    if error:
+        adapter.record_event(body, Event("Warning", "TrackingUnavailable", error))
 
 
 def _finish(job: TrainingJob, decided: StudyPlan, controller: StudyController) -> None:
