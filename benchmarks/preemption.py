@@ -71,7 +71,7 @@ def run(workdir: Path, doc: dict[str, Any], chaos: list[str], prices: Path, seed
 
 
 def restart_times(run_dir: Path) -> list[float]:
-    """Per worker process: from its start (the log file's creation) to its first heartbeat past a step."""
+    """Per worker process: from its start (the log file's creation) to its first heartbeat after a step."""
     times = []
     for worker in sorted((run_dir / "workers").iterdir()):
         log, progress = worker / "log.txt", worker / "progress.jsonl"
@@ -80,7 +80,7 @@ def restart_times(run_dir: Path) -> list[float]:
         born = log.stat().st_ctime
         for line in progress.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            if record.get("kind") == "heartbeat" and record.get("samples_per_s"):
+            if record.get("kind") == "heartbeat" and record.get("step", 0) > 0:  # the first step is done
                 times.append(float(record["time"]) - born)
                 break
     return times
