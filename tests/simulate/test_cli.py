@@ -48,6 +48,22 @@ def test_every_policy_runs(capsys: pytest.CaptureFixture[str], policy: list[str]
     assert json.loads(out)["jobs"] == 2000
 
 
+def test_slots_queue_the_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+    common = ("--dist", "shiftedexp:1,1", "--tasks", "16", "--jobs", "4000", "--seed", "2", "--output", "json")
+    code, out, _ = simulate(capsys, *common, "--policy", "none")
+    wide = json.loads(out)
+    code, out, _ = simulate(capsys, *common, "--policy", "none", "--slots", "4")
+    assert code == 0
+    queued = json.loads(out)
+    assert set(queued) == {"baseline", "policy", "latency_ratio", "cost_ratio", "jobs"}
+    assert queued["baseline"]["mean_cost"] == wide["baseline"]["mean_cost"]  # same draws, same machine time
+    # 16 tasks of mean 2 on 4 slots: at least 4 x 2 on average; far more than the longest of 16 (1 + H_16).
+    assert queued["baseline"]["mean_latency"] > 8 > wide["baseline"]["mean_latency"]
+    assert queued["latency_ratio"] == pytest.approx(1.0) and queued["cost_ratio"] == pytest.approx(1.0)
+    code, out, _ = simulate(capsys, "--dist", "shiftedexp:1,1", "--tasks", "16", "--slots", "4", "--jobs", "100")
+    assert code == 0 and "on 4 slots" in out
+
+
 def test_table_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = simulate(capsys, "--dist", "hyperexp:0.9,1,0.1", "--jobs", "1000", "--policy", "late")
     assert code == 0
@@ -78,6 +94,7 @@ def test_table_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         (["--dist", "shiftedexp:1,1", "--jobs", "0"], "--jobs: must be >= 1"),
         (["--dist", "shiftedexp:1,1", "--tasks", "0"], "--tasks: must be >= 1"),
+        (["--dist", "shiftedexp:1,1", "--slots", "0"], "--slots: must be >= 1"),
     ],
 )
 def test_bad_input_exits_2_naming_the_flag(capsys: pytest.CaptureFixture[str], args: list[str], problem: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from kubetune.simulate import DistributionError, parse_distribution
-from kubetune.simulate.distributions import Empirical, HyperExp, Pareto, ShiftedExp
+from kubetune.simulate.distributions import Empirical, HyperExp, Pareto, ShiftedExp, ShiftedPareto
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,7 @@ from kubetune.simulate.distributions import Empirical, HyperExp, Pareto, Shifted
         ("shiftedexp:1,2", ShiftedExp(1.0, 2.0), 1.5),
         ("shiftedexp: 0 , 1", ShiftedExp(0.0, 1.0), 1.0),
         ("pareto:2,3", Pareto(2.0, 3.0), 3.0),
+        ("shiftedpareto:5,2,3", ShiftedPareto(5.0, 2.0, 3.0), 8.0),
         ("hyperexp:0.9,1,0.1", HyperExp(0.9, 1.0, 0.1), 1.9),
     ],
 )
@@ -58,6 +59,8 @@ def test_empirical_lines_and_json(tmp_path: Path) -> None:
         ("shiftedexp:", "expects 2 numbers SHIFT,RATE, got 0"),
         ("shiftedexp:1,x", "RATE 'x' is not a number"),
         ("shiftedexp:-1,1", "SHIFT must be >= 0"),
+        ("shiftedpareto:-1,1,2", "SHIFT must be >= 0"),
+        ("shiftedpareto:1,1", "expects 3 numbers SHIFT,XM,ALPHA, got 2"),
         ("shiftedexp:1,0", "RATE must be > 0"),
         ("shiftedexp:1,inf", "RATE must be finite"),
         ("pareto:0,1", "XM must be > 0"),

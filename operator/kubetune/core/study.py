@@ -352,13 +352,15 @@ def plan_study(job: TrainingJob, observed: StudyObserved, now: datetime) -> Stud
                     for c in observed.copies(number)
                     if not c.stop_requested and not c.finished
                 ]
-        # 3b. Replicate stragglers (the straggler policy of spec.resilience).
-        _replicate(job, draft, trials, observed, now)
         # 4. Ask for trials for the free slots, within maxTrials.
         slots = tuning.parallel_trials if observed.slots is None else min(tuning.parallel_trials, observed.slots)
         free = max(0, slots - len(running))
         remaining = max(0, tuning.max_trials - len(trials))
         draft.actions += [AskTrial() for _ in range(min(free, remaining))]
+        # 3b. Replicate stragglers (the straggler policy of spec.resilience) once no slot waits for a new trial:
+        # a plan that asks is followed at once by one that sees the new trials, and the policy must see those.
+        if not free or not remaining:
+            _replicate(job, draft, trials, observed, now, slots)
         draft.transition(
             Phase.RUNNING,
             Reason.TRIALS_RUNNING,
@@ -441,7 +443,12 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
 
 
 def _replicate(
-    job: TrainingJob, draft: _Study, trials: Mapping[int, TrialRecord], observed: StudyObserved, now: datetime
+    job: TrainingJob,
+    draft: _Study,
+    trials: Mapping[int, TrialRecord],
+    observed: StudyObserved,
+    now: datetime,
+    slots: int,
 ) -> None:
     """Ask the straggler policy which running trials to copy (same values, same seed) and carry it into actions."""
     policy = straggler_policy(job)
@@ -451,7 +458,7 @@ def _replicate(
     origin = _parse_time(draft.start_time) or now
     numbers = sorted(trials)
     tasks = [_task_state(trials[n], observed.copies(n), origin.timestamp(), now.timestamp()) for n in numbers]
-    batch = TaskBatch.from_tasks(now.timestamp() - origin.timestamp(), tasks, slots=job.spec.tuning.parallel_trials)
+    batch = TaskBatch.from_tasks(now.timestamp() - origin.timestamp(), tasks, slots=slots)
     for replicate in policy.decide(batch).for_job(0):
         number = numbers[replicate.task]
         trial, copies = trials[number], observed.copies(number)

@@ -1,7 +1,8 @@
 """``kubetune simulate``: a vectorised discrete-event simulator of straggler policies on synthetic jobs.
 
 Runs the same policy objects as the live shells (:mod:`kubetune.core.stragglers`) on jobs of n i.i.d. tasks drawn
-from a distribution (:mod:`.distributions`), all jobs at once (:mod:`.engine`), and reports mean latency and cost
+from a distribution (:mod:`.distributions`), all at once or queued on S slots as a study's trials are (``--slots``),
+all jobs at once (:mod:`.engine`), and reports mean latency and cost
 against no replication from the same draws (:mod:`.results`); :mod:`.cli` is the subcommand.
 
 May import numpy; must not import kopf, kubernetes, optuna, mlflow or torch.

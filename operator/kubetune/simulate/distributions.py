@@ -4,6 +4,8 @@ Decides what ``--dist`` accepts and what it means:
 
 - ``shiftedexp:SHIFT,RATE``: ``SHIFT + Exp(RATE)`` (mean ``SHIFT + 1/RATE``), SHIFT >= 0, RATE > 0;
 - ``pareto:XM,ALPHA``: Pareto with scale XM > 0 and shape ALPHA > 0 (``P(X > t) = (XM/t)^ALPHA`` for t >= XM);
+- ``shiftedpareto:SHIFT,XM,ALPHA``: ``SHIFT + Pareto(XM, ALPHA)``, SHIFT >= 0 (a fixed start-up plus a heavy-tailed
+  part: what a trial slowed by a Pareto factor looks like);
 - ``hyperexp:P,RATE1,RATE2``: ``Exp(RATE1)`` with probability P, else ``Exp(RATE2)``;
 - ``empirical:FILE``: resampling (with replacement) of the numbers in FILE: one per line (blank lines and ``#``
   comments skipped) or a JSON list.
@@ -28,6 +30,7 @@ Floats = NDArray[np.float64]
 FORMS = (
     "shiftedexp:SHIFT,RATE",
     "pareto:XM,ALPHA",
+    "shiftedpareto:SHIFT,XM,ALPHA",
     "hyperexp:P,RATE1,RATE2",
     "empirical:FILE",
 )
@@ -86,6 +89,25 @@ class Pareto:
 
     def describe(self) -> str:
         return f"pareto:{self.xm:g},{self.alpha:g}"
+
+
+@dataclass(frozen=True)
+class ShiftedPareto:
+    shift: float
+    xm: float
+    alpha: float
+
+    @property
+    def mean(self) -> float:
+        return self.shift + Pareto(self.xm, self.alpha).mean
+
+    def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> Floats:
+        draws = Pareto(self.xm, self.alpha).sample(rng, size)
+        draws += self.shift
+        return draws
+
+    def describe(self) -> str:
+        return f"shiftedpareto:{self.shift:g},{self.xm:g},{self.alpha:g}"
 
 
 @dataclass(frozen=True)
@@ -201,6 +223,13 @@ def parse_distribution(spec: str) -> Distribution:
         _positive(spec, "XM", xm)
         _positive(spec, "ALPHA", alpha)
         return Pareto(xm, alpha)
+    if kind == "shiftedpareto":
+        shift, xm, alpha = _numbers(rest, spec, ("SHIFT", "XM", "ALPHA"))
+        if shift < 0:
+            raise DistributionError(f"--dist {spec}: SHIFT must be >= 0, got {shift:g}")
+        _positive(spec, "XM", xm)
+        _positive(spec, "ALPHA", alpha)
+        return ShiftedPareto(shift, xm, alpha)
     if kind == "hyperexp":
         p, rate1, rate2 = _numbers(rest, spec, ("P", "RATE1", "RATE2"))
         if not 0 <= p <= 1:

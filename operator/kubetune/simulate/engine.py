@@ -1,12 +1,25 @@
 """The vectorised discrete-event engine of ``kubetune simulate``: many jobs of n i.i.d. tasks, all at once.
 
-Decides how a straggler policy plays out on synthetic jobs. Every job starts its ``n`` tasks (originals) at time 0
-with durations drawn i.i.d. from the distribution. Each job has its own clock; at every step of the loop, every
-unfinished job advances to its own next event: the first end among its running copies, or the time its policy asked
-to be woken at (``Decision.wake_at``). Tasks whose first copy ends then finish; the job ends when its last task
-finishes (its latency ``T``). The policy (the same object a live shell uses) is then called with all unfinished jobs
-as one :class:`~kubetune.core.stragglers.TaskBatch` (and once at time 0), and its decision is carried out: kill a
-task's running copies if asked, then launch the new copies, each with a fresh i.i.d. duration from its launch.
+Decides how a straggler policy plays out on synthetic jobs. Every job has ``n`` tasks (originals) with durations
+drawn i.i.d. from the distribution, and ``S`` slots (``1 <= S <= n``; ``S = n`` by default): the first ``S`` tasks
+start at time 0 and the others wait in a queue, in order (FIFO), each starting the moment a slot frees; a task's slot
+frees when its first copy finishes. Replicas run on extra machines: they take no slot. Each job has its own clock; at
+every step of the loop, every unfinished job advances to its own next event: the first end among its running copies,
+or the time its policy asked to be woken at (``Decision.wake_at``). Tasks whose first copy ends then finish; the job
+ends when its last task finishes (its latency ``T``). The policy (the same object a live shell uses) is then called
+with all unfinished jobs as one :class:`~kubetune.core.stragglers.TaskBatch` (and once at time 0), and its decision
+is carried out: kill a task's running copies if asked, then launch the new copies, each with a fresh i.i.d. duration
+from its launch.
+
+What the policy sees with a queue (``S < n``), as the live study controller (:mod:`kubetune.core.study`) presents a
+study: only the tasks started so far are in the batch (the controller's batch holds the trials asked so far, and a
+trial is asked only for a free slot), so ``batch.tasks`` is the job's started count ``k`` (the first ``k`` tasks, by
+FIFO), and ``batch.slots`` is ``S``. Jobs of one batch must have the same ``k``: the engine calls the policy once per
+distinct ``k`` among the jobs being decided (with ``S = n`` that is one call, as before; a policy that pools
+its batch's jobs, as ``adaptive``'s tail fit does, pools the jobs of one call). At an event where slots
+free and queued tasks start, the policy is asked twice at the same instant, as the controller does (it plans with
+the finished trial told but before the new trial exists, then re-plans at once with the new trial started): first
+on the tasks started before the event, then, for the jobs that started tasks, again with them included.
 
 Cost ``C`` is the machine time of every copy from its launch until it finishes or is cancelled: a task's copies are
 all cancelled when its first copy finishes, and a killed copy costs nothing after the kill. As copies of a task only
@@ -16,9 +29,11 @@ the live copy count and the sum of their launch times: a finish (or kill) at tim
 
 Progress as policies see it: a copy advances linearly, so its progress is ``elapsed / duration`` and its rate
 ``1 / duration`` (an exact, oracle estimate; LATE's ``(1 - progress) / rate`` is then the copy's true time left).
-The no-replication baseline is computed from the same original draws (common random numbers); copies draw from a
-separate stream, so the baseline does not depend on the policy. Jobs run in chunks (a fixed size), each seeded from
-``SeedSequence(seed)``: the same seed gives the same numbers.
+The no-replication baseline is computed from the same original draws (common random numbers): its cost is their
+sum, its latency their maximum (``S = n``) or the makespan of FIFO list scheduling on ``S`` slots (each task starts on
+the slot that frees first); copies draw from a separate stream, so the baseline does not depend on the policy. Jobs
+run in chunks (a fixed size), each seeded from ``SeedSequence(seed)``: the same seed gives the same numbers, and
+``S`` does not change the draws.
 
 May import numpy and kubetune.core; must not import kopf, kubernetes, optuna, mlflow or torch.
 """
@@ -26,6 +41,7 @@ May import numpy and kubetune.core; must not import kopf, kubernetes, optuna, ml
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +67,7 @@ class JobOutcomes:
     cost: Floats
     baseline_latency: Floats
     baseline_cost: Floats
+    slots: int | None = None  # slots per job as simulated (``tasks``: every task starts at 0)
 
     @property
     def jobs(self) -> int:
@@ -60,9 +77,11 @@ class JobOutcomes:
 class _Chunk:
     """The state of the unfinished jobs of one chunk, one row each (rows are dropped as jobs finish)."""
 
-    def __init__(self, originals: Floats) -> None:
+    def __init__(self, originals: Floats, slots: int) -> None:
         jobs, tasks = originals.shape
         self.tasks = tasks
+        self.slots = slots
+        self.queued = slots < tasks  # some tasks wait for a slot: the queue model is on
         self.row = np.arange(jobs)
         self.now = np.zeros(jobs)
         self.wake = np.full(jobs, np.inf)
@@ -76,42 +95,89 @@ class _Chunk:
         self.finish_time = np.full((jobs, tasks), np.nan)
         self.launched = np.ones((jobs, tasks), dtype=np.int64)
         self.first_copy_at = np.full((jobs, tasks), np.nan)
+        self._rows: tuple[str, ...] = self._ROW_ARRAYS
+        if self.queued:
+            # Tasks S.. wait: nothing of theirs runs yet (no copy, no cost); they start in order as slots free.
+            self.originals = originals
+            self.started = np.full(jobs, slots, dtype=np.int64)  # tasks started so far: always a prefix (FIFO)
+            self.next_end[:, slots:] = np.inf
+            self.alive[:, slots:] = 0
+            self.start[:, slots:] = np.nan
+            self._rows = (*self._ROW_ARRAYS, "originals", "started")
 
     _ROW_ARRAYS = (
         "row", "now", "wake", "cost", "start", "next_end", "best_launch", "alive", "launch_sum", "finished",
         "finish_time", "launched", "first_copy_at",
     )  # fmt: skip
 
+    _TASK_ARRAYS = (
+        "start", "next_end", "best_launch", "finished", "finish_time", "alive", "launched", "first_copy_at",
+    )  # fmt: skip
+
     def keep(self, rows: NDArray[np.bool_]) -> None:
-        for name in self._ROW_ARRAYS:
+        for name in self._rows:
             setattr(self, name, getattr(self, name)[rows])
 
-    def batch(self) -> TaskBatch:
+    def batch(self, rows: NDArray[np.int64] | None = None, tasks: int | None = None) -> TaskBatch:
+        """Every job's tasks, or (with a queue) jobs ``rows``' first ``tasks`` tasks: those started so far."""
+        if rows is None:
+            now, start, next_end, best_launch = self.now, self.start, self.next_end, self.best_launch
+            finished, finish_time, alive = self.finished, self.finish_time, self.alive
+            launched, first_copy_at = self.launched, self.first_copy_at
+        else:
+            now = self.now[rows]
+            taken = [getattr(self, name)[rows, :tasks] for name in self._TASK_ARRAYS]
+            start, next_end, best_launch, finished, finish_time, alive, launched, first_copy_at = taken
         # Finished tasks have next_end = inf: rate 0 there, then NaN; progress 1.
-        rate = np.divide(1.0, self.next_end - self.best_launch)
-        progress = np.subtract(self.now[:, None], self.best_launch)
+        rate = np.divide(1.0, next_end - best_launch)
+        progress = np.subtract(now[:, None], best_launch)
         progress *= rate
-        np.copyto(progress, 1.0, where=self.finished)
-        np.copyto(rate, np.nan, where=self.finished)
+        np.copyto(progress, 1.0, where=finished)
+        np.copyto(rate, np.nan, where=finished)
         return TaskBatch(
-            now=self.now,
-            start=self.start,
-            finished=self.finished,
-            finish_time=self.finish_time,
+            now=now,
+            start=start,
+            finished=finished,
+            finish_time=finish_time,
             progress=progress,
             rate=rate,
-            copies=self.alive,
-            launched=self.launched,
-            first_copy_at=self.first_copy_at,
-            slots=np.full(self.now.size, self.tasks, dtype=np.int64),
+            copies=alive,
+            launched=launched,
+            first_copy_at=first_copy_at,
+            slots=np.full(now.size, self.slots, dtype=np.int64),
         )
 
-    def apply(self, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator) -> None:
-        decision = policy.decide(self.batch())
-        copies = np.where(self.finished, 0, np.asarray(decision.copies, dtype=np.int64))
+    def decide(self, policy: StragglerPolicy, rows: NDArray[np.bool_] | None) -> tuple[NDArray[Any], ...]:
+        """The policy's copies, kills and wake-ups for every job (``rows``: only those jobs are asked; the others
+        launch nothing and keep their wake-up), one policy call per distinct count of started tasks."""
+        if not self.queued:
+            decision = policy.decide(self.batch())
+            return decision.copies, decision.kill_original, decision.wake_at
+        copies = np.zeros(self.next_end.shape, dtype=np.int64)
+        kill = np.zeros(self.next_end.shape, dtype=np.bool_)
+        wake = self.wake.copy()
+        asked = np.ones(self.row.size, dtype=np.bool_) if rows is None else rows
+        for count in np.unique(self.started[asked]):
+            tasks = int(count)
+            group = np.flatnonzero(asked & (self.started == tasks))
+            decision = policy.decide(self.batch(group, tasks))
+            copies[group, :tasks] = decision.copies
+            kill[group, :tasks] = decision.kill_original
+            wake[group] = decision.wake_at
+        return copies, kill, wake
+
+    def apply(
+        self,
+        policy: StragglerPolicy,
+        dist: Distribution,
+        rng: np.random.Generator,
+        rows: NDArray[np.bool_] | None = None,
+    ) -> None:
+        decided_copies, decided_kill, decided_wake = self.decide(policy, rows)
+        copies = np.where(self.finished, 0, np.asarray(decided_copies, dtype=np.int64))
         if (copies < 0).any():
             raise SimulationError(f"policy {policy.describe()} asked for a negative number of copies")
-        kill = np.asarray(decision.kill_original, dtype=np.bool_) & ~self.finished
+        kill = np.asarray(decided_kill, dtype=np.bool_) & ~self.finished
         if (kill & (copies == 0)).any():
             raise SimulationError(f"policy {policy.describe()} killed a task's copies without launching new ones")
         now = self.now[:, None]
@@ -135,7 +201,7 @@ class _Chunk:
             self.launch_sum[launching] += counts * when
             self.first_copy_at = np.where(launching & np.isnan(self.first_copy_at), now, self.first_copy_at)
             self.launched += copies
-        wake = np.asarray(decision.wake_at, dtype=np.float64)
+        wake = np.asarray(decided_wake, dtype=np.float64)
         self.wake = np.where(wake > self.now, wake, np.inf)
 
     def advance(self) -> NDArray[np.bool_]:
@@ -154,26 +220,69 @@ class _Chunk:
             np.copyto(self.launch_sum, 0.0, where=ending)
         return np.asarray(self.finished.all(axis=1), dtype=np.bool_)
 
+    def refill(self) -> NDArray[np.bool_]:
+        """Start queued tasks, in order, on the slots free now (a slot frees when its task's first copy finishes);
+        the jobs that started any."""
+        busy = self.started - self.finished.sum(axis=1)
+        fresh = np.minimum(self.slots - busy, self.tasks - self.started)
+        starting: NDArray[np.bool_] = fresh > 0
+        if not starting.any():
+            return starting
+        column = np.arange(self.tasks)
+        new = (column >= self.started[:, None]) & (column < (self.started + fresh)[:, None])
+        now = np.broadcast_to(self.now[:, None], new.shape)
+        np.copyto(self.start, now, where=new)
+        np.copyto(self.next_end, now + self.originals, where=new)
+        np.copyto(self.best_launch, now, where=new)
+        np.copyto(self.launch_sum, now, where=new)
+        np.copyto(self.alive, 1, where=new)
+        self.started += np.maximum(fresh, 0)
+        return starting
+
+
+def list_schedule(durations: Floats, slots: int) -> Floats:
+    """Per job (row): the makespan of running its tasks in order on ``slots`` slots, each task starting on the slot
+    that frees first (FIFO list scheduling); the maximum when ``slots`` covers every task."""
+    jobs, tasks = durations.shape
+    if slots >= tasks:
+        latest: Floats = durations.max(axis=1)
+        return latest
+    free = durations[:, :slots].copy()  # when each slot frees
+    rows = np.arange(jobs)
+    for task in range(slots, tasks):
+        slot = free.argmin(axis=1)
+        free[rows, slot] += durations[:, task]
+    makespan: Floats = free.max(axis=1)
+    return makespan
+
 
 def _run_chunk(
-    originals: Floats, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator
+    originals: Floats, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator, slots: int
 ) -> tuple[Floats, Floats]:
     jobs, tasks = originals.shape
     latency = np.empty(jobs)
     cost = np.empty(jobs)
-    state = _Chunk(originals)
+    state = _Chunk(originals, slots)
     limit = 1000 * (tasks + 1)
     steps = 0
+    state.apply(policy, dist, rng)
     while state.row.size:
         steps += 1
         if steps > limit:
             raise SimulationError(f"policy {policy.describe()} keeps the jobs from finishing ({limit} events)")
-        state.apply(policy, dist, rng)
         complete = state.advance()
         if complete.any():
             latency[state.row[complete]] = state.now[complete]
             cost[state.row[complete]] = state.cost[complete]
             state.keep(~complete)
+            if not state.row.size:
+                break
+        state.apply(policy, dist, rng)
+        if state.queued:
+            starting = state.refill()
+            if starting.any():
+                # Asked above with the tasks started before this event; asked again now with the new ones started.
+                state.apply(policy, dist, rng, rows=starting)
     return latency, cost
 
 
@@ -184,13 +293,18 @@ def simulate(
     tasks: int,
     jobs: int,
     seed: int = 0,
+    slots: int | None = None,
     chunk_entries: int = CHUNK_ENTRIES,
 ) -> JobOutcomes:
-    """Run ``jobs`` jobs of ``tasks`` i.i.d. tasks under ``policy``, and the no-replication baseline, from ``seed``."""
+    """Run ``jobs`` jobs of ``tasks`` i.i.d. tasks on ``slots`` slots each (default: one per task) under ``policy``,
+    and the no-replication baseline, from ``seed``."""
     if tasks < 1:
         raise ValueError(f"--tasks: must be >= 1, got {tasks}")
     if jobs < 1:
         raise ValueError(f"--jobs: must be >= 1, got {jobs}")
+    if slots is not None and slots < 1:
+        raise ValueError(f"--slots: must be >= 1, got {slots}")
+    slots = tasks if slots is None else min(slots, tasks)
     per_chunk = max(1, chunk_entries // tasks)
     chunks = -(-jobs // per_chunk)
     streams = np.random.SeedSequence(seed).spawn(chunks)
@@ -199,7 +313,7 @@ def simulate(
         size = min(per_chunk, jobs - index * per_chunk)
         originals_stream, copies_stream = stream.spawn(2)
         originals = dist.sample(np.random.default_rng(originals_stream), (size, tasks))
-        latency, cost = _run_chunk(originals, policy, dist, np.random.default_rng(copies_stream))
-        parts.append((latency, cost, originals.max(axis=1), originals.sum(axis=1)))
+        latency, cost = _run_chunk(originals, policy, dist, np.random.default_rng(copies_stream), slots)
+        parts.append((latency, cost, list_schedule(originals, slots), originals.sum(axis=1)))
     latency, cost, base_latency, base_cost = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return JobOutcomes(latency=latency, cost=cost, baseline_latency=base_latency, baseline_cost=base_cost)
+    return JobOutcomes(latency=latency, cost=cost, baseline_latency=base_latency, baseline_cost=base_cost, slots=slots)

@@ -57,6 +57,7 @@ class SimulationResult:
     policy_name: str
     seed: int
     seconds: float
+    slots: int | None = None  # slots per job (None or >= tasks: every task starts at 0)
 
     @property
     def latency_ratio(self) -> float:
@@ -68,7 +69,15 @@ class SimulationResult:
 
     @classmethod
     def of(
-        cls, outcomes: JobOutcomes, *, tasks: int, dist: str, policy: str, seed: int, seconds: float
+        cls,
+        outcomes: JobOutcomes,
+        *,
+        tasks: int,
+        dist: str,
+        policy: str,
+        seed: int,
+        seconds: float,
+        slots: int | None = None,
     ) -> SimulationResult:
         return cls(
             baseline=Summary.of(outcomes.baseline_latency, outcomes.baseline_cost),
@@ -79,6 +88,7 @@ class SimulationResult:
             policy_name=policy,
             seed=seed,
             seconds=seconds,
+            slots=slots,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -93,8 +103,9 @@ class SimulationResult:
 
     def table(self) -> Table:
         """The report as a rich table."""
+        on = f" on {self.slots} slots" if self.slots is not None and self.slots < self.tasks else ""
         title = (
-            f"{self.jobs:,} jobs x {self.tasks} tasks, {self.dist}, seed {self.seed} "
+            f"{self.jobs:,} jobs x {self.tasks} tasks{on}, {self.dist}, seed {self.seed} "
             f"({self.seconds:.2f} s, {self.jobs / max(self.seconds, 1e-9):,.0f} jobs/s)"
         )
         table = Table(title=title)

@@ -77,7 +77,7 @@ class Adaptive(StragglerPolicy):
 
     def __init__(
         self,
-        max_extra_cost: float = 0.1,
+        max_extra_cost: float = 0.05,
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         replicas: Sequence[int] = DEFAULT_REPLICAS,
         min_exact: int = 5,

@@ -1,0 +1,524 @@
+"""Do straggler policies pay off in a real study, and does ``kubetune simulate`` predict by how much? (issue 5)
+
+Goal: in a real local study (16 trials, 4 in parallel, every worker slowed by a Pareto(1, 2) factor), ``adaptive``
+has a makespan <= 0.7x ``none``'s and a compute <= 1.05x ``none``'s, and the measured ratios are within 10% of what
+``kubetune simulate`` predicts for the task-time distribution fitted on the ``none`` run.
+
+What runs: three real local studies, one per policy (``none``, ``spark``, ``adaptive``), each a ``kubetune run FILE
+--output json --chaos straggler=pareto:1,2 --chaos-seed S`` subprocess in its own temporary directory, from the same
+study spec apart from ``spec.resilience.stragglers.policy`` (the policies' spec defaults: spark 0.75 / 1.5, adaptive
+maxExtraCost 0.1). The study has the same name in every run, and chaos draws are keyed by worker process name, so trial
+n's original gets the same slowdown under every policy (common random numbers, as in the simulator); a replica is a
+fresh draw. The sampler is seeded and tunes only the learning rate and momentum (a trial's work does not depend on its
+values), no pruning, no tracking. The chaos seeds are fixed up front (``--chaos-seeds``, default 0); several seeds are
+averaged as ratios of means.
+
+The local runner caps parallel trials at the machine's cores (one core per trial); on a smaller machine the benchmark
+presents ``--cores`` (default: the parallel trials) to ``kubetune run`` so that 4 trials run at once, which is why
+``kubetune run`` is started through a two-line launcher that sets ``os.cpu_count`` and calls ``kubetune.cli.main``.
+Trials then share the cores: the slowdown sleeps, so parallel trials mostly wait, but each trial process's start-up
+(a Python + torch import, data load) is several CPU-seconds, and a replica's start-up competes with the running trials:
+the simulator's model (replicas on extra machines, i.i.d. task times) does not see that contention.
+
+Measured, per policy: makespan (the last trial's end minus the first trial's start, from the study's Optuna storage),
+compute (``status.cost.cpuSeconds.trials``: every copy's wall time x its CPU request, replicas included, cancelled
+copies until cancelled, the machine time the simulator calls cost), replicas launched and their wasted seconds, and the
+CPU-seconds the whole ``kubetune run`` process tree used (``getrusage``), a check on how much of a trial is start-up.
+
+Predicted: a trial's duration is start-up + training x slowdown, a shifted Pareto, so the fit measures the two parts
+apart on the ``none`` run's trials: the time each spent in training steps (the sum of its epochs' ``epoch_time_s``
+from its worker's progress records: compute x slowdown) and the rest of its duration (start-up: process, imports,
+data; evaluation and checkpoints; the final test pass; the runner's polling), none of which is slowed. The shift is
+the mean of the rest, the tail a Pareto fitted by maximum likelihood (:func:`kubetune.core.stragglers.fit_pareto`)
+on the training times. The simulator
+(``--dist shiftedpareto:SHIFT,XM,ALPHA --tasks 16 --slots 4``, the policies built by the study controller's own
+:func:`kubetune.core.study.straggler_policy`) gives the predicted mean makespan and compute of each policy, and their
+ratios to ``none``. What the online ``adaptive`` policy itself fits on the raw
+durations (:func:`kubetune.core.stragglers.fit_tail`) is shown too.
+
+    python benchmarks/stragglers.py                       # 16 trials, 4 at a time, chaos seed 0 (~10-15 min, 2 cores)
+    python benchmarks/stragglers.py --chaos-seeds 0 1 2   # average three seeds (three times as long)
+    python benchmarks/stragglers.py --quick --output json # tiny (the smoke test's): 3 trials, 2 at a time
+
+The exit status is 0 even when a goal is missed: this is a measurement; the table says whether each goal was met.
+
+Imports optuna (to read the studies' storage); no kopf, kubernetes or mlflow; trials run in ``kubetune run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POLICIES = ("none", "spark", "adaptive")
+STUDY = "straggler-bench"
+CHAOS = "pareto:1,2"
+GOALS = {"makespan": 0.7, "compute": 1.05, "tolerance": 0.10}
+# kubetune run, with os.cpu_count() replaced by the first argument (the cores presented to the local runner).
+LAUNCHER = (
+    "import os, sys; cores = int(sys.argv.pop(1)); os.cpu_count = lambda: cores; "
+    "from kubetune.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+WARM_UP = (
+    "import kubetune.cli, kubetune.local.study, kubetune_trainer.train, optuna, sklearn.datasets as d; d.load_digits()"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    trials: int = 16
+    parallel: int = 4
+    epochs: int = 6
+    depth: int = 4
+    width: int = 1024
+    chaos_seeds: tuple[int, ...] = (0,)
+    cores: int = 0  # 0: max(parallel, the machine's cores)
+    jobs: int = 20_000  # simulated jobs per policy
+    quick: bool = False
+
+
+# Two waves (3 trials, 2 at a time): three studies of 15-30 s each on 2 cores (trial start-up dominates).
+QUICK = Settings(trials=3, parallel=2, epochs=1, depth=1, width=32, jobs=2_000, quick=True)
+
+
+@dataclass
+class Run:
+    """One real study: one policy, one chaos seed."""
+
+    policy: str
+    chaos_seed: int
+    phase: str
+    wall_s: float  # the kubetune run subprocess, start to exit
+    makespan_s: float  # last trial end - first trial start
+    compute_s: float  # status.cost.cpuSeconds.trials
+    wasted_replicas_s: float  # status.cost.wastedSeconds.replicas
+    replicas: int  # replica copies launched
+    process_cpu_s: float  # user + sys CPU of the whole kubetune run process tree
+    trials: list[dict[str, Any]] = field(default_factory=list)  # number, state, duration_s, start_s, startup_s
+
+
+def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetune.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": STUDY},
+        "spec": {
+            "trainer": {
+                "model": {"family": "mlp", "depth": settings.depth, "width": settings.width},
+                "dataset": "digits",
+            },
+            "hyperparameters": {
+                "learningRate": 0.05,
+                "batchSize": 64,
+                "momentum": 0.9,
+                "optimizer": "sgd",
+                "epochs": settings.epochs,
+                "seed": 0,
+            },
+            "checkpoint": {"everySteps": 0},
+            "tracking": {"enabled": False},
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+            "resilience": {"stragglers": {"policy": policy}},
+            "tuning": {
+                "objective": {"metric": "val_accuracy", "direction": "maximize"},
+                "parameters": [
+                    # Ranges where this MLP never diverges (a diverged trial fails early: a shorter, odd task).
+                    {"name": "learningRate", "type": "float", "min": 0.001, "max": 0.05, "log": True},
+                    {"name": "momentum", "type": "float", "min": 0.5, "max": 0.9},
+                ],
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+                "maxTrials": settings.trials,
+                "parallelTrials": settings.parallel,
+            },
+        },
+    }
+
+
+def _cores(settings: Settings) -> int:
+    return settings.cores or max(settings.parallel, os.cpu_count() or 1)
+
+
+def _training_time(run_dir: Path, name: str) -> float | None:
+    """Seconds a copy spent in its training steps (slowdown sleeps included): the sum of its epochs'
+    ``epoch_time_s``, from its worker's progress records (the per-epoch evaluation is mostly outside it)."""
+    epochs: dict[tuple[str, int], float] = {}
+    for path in (run_dir / "trials" / name / "workers").glob("*/progress.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or record.get("kind") != "epoch":
+                continue
+            seconds = (record.get("metrics") or {}).get("epoch_time_s")
+            if isinstance(seconds, int | float) and isinstance(record.get("epoch"), int):
+                epochs[(path.parent.name, record["epoch"])] = float(seconds)
+    return sum(epochs.values()) if epochs else None
+
+
+def _trial_times(run_dir: Path, study_name: str) -> list[dict[str, Any]]:
+    """Each trial's start and end (seconds since the first trial's start) from the study's Optuna storage."""
+    import optuna
+    from kubetune.tuning.storage import journal_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(journal_url(run_dir / "study.journal"))
+    trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+    starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start is not None]
+    origin = min(starts) if starts else 0.0
+    out = []
+    for trial in trials:
+        if trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        start = trial.datetime_start.timestamp() - origin
+        end = trial.datetime_complete.timestamp() - origin
+        out.append({"number": trial.number, "state": trial.state.name, "start_s": start, "end_s": end})
+    return out
+
+
+def run_study(settings: Settings, policy: str, chaos_seed: int) -> Run:
+    with tempfile.TemporaryDirectory(prefix=f"kubetune-stragglers-{policy}-") as tmp:
+        root = Path(tmp)
+        spec = root / "study.yaml"
+        spec.write_text(yaml.safe_dump(study_manifest(settings, policy), sort_keys=False), encoding="utf-8")
+        command = [
+            sys.executable, "-c", LAUNCHER, str(_cores(settings)), "run", str(spec), "--output", "json",
+            "--workdir", str(root / "runs"), "--chaos", f"straggler={CHAOS}", "--chaos-seed", str(chaos_seed),
+        ]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        began = time.perf_counter()
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode not in (0, 1) or not done.stdout.strip():
+            raise RuntimeError(f"kubetune run ({policy}) exited {done.returncode}: {done.stderr[-2000:]}")
+        summary = json.loads(done.stdout)
+        run_dir = Path(summary["run_dir"])
+        status = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))["status"]
+        cost = status.get("cost") or {}
+        timed = _trial_times(run_dir, summary["study"]["name"])
+        trials = []
+        for entry in timed:
+            duration = entry["end_s"] - entry["start_s"]
+            span = _training_time(run_dir, f"{STUDY}-t{entry['number']}")
+            trials.append(
+                {
+                    **entry,
+                    "duration_s": duration,
+                    "training_s": span,
+                    "startup_s": None if span is None else duration - span,
+                }
+            )
+        replicas = sum(1 for path in (run_dir / "trials").glob(f"{STUDY}-t*r*") if path.is_dir())
+        return Run(
+            policy=policy,
+            chaos_seed=chaos_seed,
+            phase=str(summary.get("phase")),
+            wall_s=wall,
+            makespan_s=max((t["end_s"] for t in timed), default=math.nan),
+            compute_s=float((cost.get("cpuSeconds") or {}).get("trials", 0.0)),
+            wasted_replicas_s=float((cost.get("wastedSeconds") or {}).get("replicas", 0.0)),
+            replicas=replicas,
+            process_cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            trials=sorted(trials, key=lambda t: t["number"]),
+        )
+
+
+@dataclass(frozen=True)
+class Fit:
+    shift: float
+    xm: float
+    alpha: float
+    durations: int
+
+    @property
+    def dist(self) -> str:
+        return f"shiftedpareto:{self.shift:.4g},{self.xm:.4g},{self.alpha:.4g}"
+
+
+def fit_durations(runs: Sequence[Run]) -> tuple[Fit | None, str | None]:
+    """The shifted Pareto of the ``none`` runs' trials (see the module docstring): the mean start-up as the shift, a
+    Pareto fitted on the training times; and what the online adaptive policy fits on the raw durations."""
+    from kubetune.core.stragglers import fit_pareto, fit_tail
+
+    trials = [t for run in runs for t in run.trials if t["state"] == "COMPLETE"]
+    online = fit_tail([t["duration_s"] for t in trials], min_exact=2)
+    described = online.describe() if online else None
+    timed = [t for t in trials if t["training_s"] is not None and t["training_s"] > 0]
+    if len(timed) < 2:
+        return None, described
+    pareto = fit_pareto([t["training_s"] for t in timed])
+    if pareto is None:
+        return None, described
+    shift = max(0.0, statistics.fmean(t["startup_s"] for t in timed))
+    return Fit(shift=shift, xm=pareto.location, alpha=pareto.shape, durations=len(timed)), described
+
+
+def predict(settings: Settings, fit: Fit) -> dict[str, dict[str, float]]:
+    """Simulated mean makespan and compute of each policy (the controller's own policy objects) under ``fit``."""
+    from kubetune.api import parse
+    from kubetune.core.stragglers import build_policy
+    from kubetune.core.study import straggler_policy
+    from kubetune.simulate import parse_distribution, simulate
+
+    dist = parse_distribution(fit.dist)
+    out: dict[str, dict[str, float]] = {}
+    for policy in POLICIES:
+        built = straggler_policy(parse(study_manifest(settings, policy))) or build_policy("none")
+        outcome = simulate(dist, built, tasks=settings.trials, jobs=settings.jobs, seed=0, slots=settings.parallel)
+        out[policy] = {
+            "mean_latency_s": float(outcome.latency.mean()),
+            "mean_cost_s": float(outcome.cost.mean()),
+            "baseline_latency_s": float(outcome.baseline_latency.mean()),
+            "baseline_cost_s": float(outcome.baseline_cost.mean()),
+        }
+    return out
+
+
+def _model_check(settings: Settings, runs: Sequence[Run]) -> dict[str, float | None]:
+    """The simulator's queue model on the measured durations themselves: FIFO list scheduling of the ``none`` runs'
+    trial durations on ``parallel`` slots against their measured makespan, and their sum against the compute."""
+    import numpy as np
+    from kubetune.simulate.engine import list_schedule
+
+    if not runs or not all(run.trials for run in runs):
+        return {"list_schedule_s": None, "makespan_s": None, "durations_sum_s": None, "compute_s": None}
+    durations = [np.array([[t["duration_s"] for t in sorted(run.trials, key=lambda t: t["start_s"])]]) for run in runs]
+    return {
+        "list_schedule_s": statistics.fmean(float(list_schedule(d, settings.parallel)[0]) for d in durations),
+        "makespan_s": statistics.fmean(run.makespan_s for run in runs),
+        "durations_sum_s": statistics.fmean(float(d.sum()) for d in durations),
+        "compute_s": statistics.fmean(run.compute_s for run in runs),
+    }
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator and math.isfinite(numerator) else None
+
+
+def _deviation(measured: float | None, predicted: float | None) -> float | None:
+    return measured / predicted - 1.0 if measured is not None and predicted else None
+
+
+def summarise(settings: Settings, runs: Sequence[Run], seconds: float) -> dict[str, Any]:
+    by_policy = {p: [r for r in runs if r.policy == p] for p in POLICIES}
+    mean = {
+        p: {k: statistics.fmean(getattr(r, k) for r in rs) for k in ("makespan_s", "compute_s")}
+        for p, rs in by_policy.items()
+    }
+    fit, online = fit_durations(by_policy["none"])
+    predicted = predict(settings, fit) if fit is not None else None
+    base = predicted["none"] if predicted else None
+    policies: list[dict[str, Any]] = []
+    for policy in POLICIES:
+        measured = {
+            "latency_ratio": _ratio(mean[policy]["makespan_s"], mean["none"]["makespan_s"]),
+            "cost_ratio": _ratio(mean[policy]["compute_s"], mean["none"]["compute_s"]),
+        }
+        guess = None
+        if predicted is not None and base is not None:
+            guess = {
+                "mean_latency_s": predicted[policy]["mean_latency_s"],
+                "mean_cost_s": predicted[policy]["mean_cost_s"],
+                "latency_ratio": _ratio(predicted[policy]["mean_latency_s"], base["mean_latency_s"]),
+                "cost_ratio": _ratio(predicted[policy]["mean_cost_s"], base["mean_cost_s"]),
+            }
+        policies.append(
+            {
+                "policy": policy,
+                "makespan_s": mean[policy]["makespan_s"],
+                "compute_s": mean[policy]["compute_s"],
+                "replicas": sum(r.replicas for r in by_policy[policy]),
+                "wasted_replicas_s": statistics.fmean(r.wasted_replicas_s for r in by_policy[policy]),
+                "process_cpu_s": statistics.fmean(r.process_cpu_s for r in by_policy[policy]),
+                "measured": measured,
+                "predicted": guess,
+                "deviation": {
+                    "latency": _deviation(measured["latency_ratio"], guess["latency_ratio"] if guess else None),
+                    "cost": _deviation(measured["cost_ratio"], guess["cost_ratio"] if guess else None),
+                },
+            }
+        )
+    adaptive = policies[POLICIES.index("adaptive")]
+    deviations = [
+        abs(value)
+        for entry in policies
+        if entry["policy"] != "none"
+        for value in entry["deviation"].values()
+        if value is not None
+    ]
+    latency, cost = adaptive["measured"]["latency_ratio"], adaptive["measured"]["cost_ratio"]
+    goals = {
+        "adaptive_makespan": {
+            "ratio": latency,
+            "max": GOALS["makespan"],
+            "met": latency is not None and latency <= GOALS["makespan"],
+        },
+        "adaptive_compute": {
+            "ratio": cost,
+            "max": GOALS["compute"],
+            "met": cost is not None and cost <= GOALS["compute"],
+        },
+        "prediction": {
+            "worst_deviation": max(deviations) if deviations else None,
+            "tolerance": GOALS["tolerance"],
+            "met": bool(deviations)
+            and len(deviations) == 2 * (len(POLICIES) - 1)
+            and max(deviations) <= GOALS["tolerance"],
+        },
+    }
+    trials = [t for r in by_policy["none"] for t in r.trials]
+    model_check = _model_check(settings, by_policy["none"])
+    startups = [t["startup_s"] for t in trials if t["startup_s"] is not None]
+    cpu_per_copy = [r.process_cpu_s / max(1, len(r.trials) + r.replicas) for r in runs]
+    command = None
+    if fit is not None:
+        command = (
+            f"kubetune simulate --dist {fit.dist} --tasks {settings.trials} --slots {settings.parallel} "
+            f"--jobs {settings.jobs} --seed 0 --policy POLICY --output json"
+        )
+    return {
+        "settings": {
+            **{k: v for k, v in asdict(settings).items() if k not in ("chaos_seeds", "cores")},
+            "chaos": CHAOS,
+            "chaos_seeds": list(settings.chaos_seeds),
+            "cores_presented": _cores(settings),
+            "machine_cores": os.cpu_count(),
+        },
+        "runs": [asdict(r) for r in runs],
+        "startup": {
+            "median_s": statistics.median(startups) if startups else None,
+            "min_s": min(startups) if startups else None,
+            "max_s": max(startups) if startups else None,
+            "process_cpu_per_copy_s": statistics.fmean(cpu_per_copy) if cpu_per_copy else None,
+        },
+        "fit": None
+        if fit is None
+        else {**asdict(fit), "dist": fit.dist, "online_fit_of_raw_durations": online, "command": command},
+        "model_check": model_check,
+        "policies": policies,
+        "goals": goals,
+        "seconds": seconds,
+    }
+
+
+def _f(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def table(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [
+        f"{s['trials']} trials, {s['parallel']} at a time, MLP {s['depth']}x{s['width']}, {s['epochs']} epoch(s); "
+        f"--chaos straggler={s['chaos']}, chaos seed(s) {s['chaos_seeds']}; {s['cores_presented']} cores presented "
+        f"to kubetune run ({s['machine_cores']} on this machine); {report['seconds']:.0f} s in all",
+    ]
+    start = report["startup"]
+    lines.append(
+        f"trial start-up (duration - training steps' time, none run): median {_f(start['median_s'], '.1f')} s "
+        f"(min {_f(start['min_s'], '.1f')}, max {_f(start['max_s'], '.1f')}); CPU per trial process incl. the "
+        f"runner's share: {_f(start['process_cpu_per_copy_s'], '.1f')} s"
+    )
+    fit = report["fit"]
+    if fit:
+        lines.append(
+            f"fitted task time: {fit['dist']} (seconds, {fit['durations']} durations); the online adaptive fit of "
+            f"the raw durations: {fit['online_fit_of_raw_durations']}"
+        )
+        lines.append(f"predicted by: {fit['command']}")
+    else:
+        lines.append("fitted task time: none (too few durations): no prediction")
+    check = report["model_check"]
+    lines.append(
+        f"queue model check (none run): FIFO list scheduling of the measured durations on {s['parallel']} slots "
+        f"{_f(check['list_schedule_s'], '.1f')} s vs makespan {_f(check['makespan_s'], '.1f')} s; sum of durations "
+        f"{_f(check['durations_sum_s'], '.1f')} s vs compute {_f(check['compute_s'], '.1f')} s"
+    )
+    header = (
+        f"{'policy':<9} {'makespan s':>10} {'pred s':>8} {'compute s':>10} {'pred s':>8} {'replicas':>8} "
+        f"{'T ratio':>8} {'pred':>6} {'dev':>7} {'C ratio':>8} {'pred':>6} {'dev':>7}"
+    )
+    lines += ["", header, "-" * len(header)]
+    for p in report["policies"]:
+        guess = p["predicted"] or {}
+        lines.append(
+            f"{p['policy']:<9} {_f(p['makespan_s'], '.1f'):>10} {_f(guess.get('mean_latency_s'), '.1f'):>8} "
+            f"{_f(p['compute_s'], '.1f'):>10} {_f(guess.get('mean_cost_s'), '.1f'):>8} {p['replicas']:>8} "
+            f"{_f(p['measured']['latency_ratio']):>8} {_f(guess.get('latency_ratio')):>6} "
+            f"{_f(p['deviation']['latency'], '+.1%'):>7} {_f(p['measured']['cost_ratio']):>8} "
+            f"{_f(guess.get('cost_ratio')):>6} {_f(p['deviation']['cost'], '+.1%'):>7}"
+        )
+    g = report["goals"]
+    lines += [
+        "",
+        f"goal adaptive makespan <= {g['adaptive_makespan']['max']}x none: {_f(g['adaptive_makespan']['ratio'])} "
+        f"-> {'met' if g['adaptive_makespan']['met'] else 'MISSED'}",
+        f"goal adaptive compute <= {g['adaptive_compute']['max']}x none: {_f(g['adaptive_compute']['ratio'])} "
+        f"-> {'met' if g['adaptive_compute']['met'] else 'MISSED'}",
+        f"goal measured ratios within ±{g['prediction']['tolerance']:.0%} of the simulator's: worst "
+        f"{_f(g['prediction']['worst_deviation'], '+.1%')} -> {'met' if g['prediction']['met'] else 'MISSED'}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny: 3 trials, 2 at a time, 1 epoch")
+    parser.add_argument("--trials", type=int, help="trials per study (default 16)")
+    parser.add_argument("--parallel", type=int, help="trials at once (default 4)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 6)")
+    parser.add_argument("--chaos-seeds", type=int, nargs="+", help="chaos seeds, fixed up front (default 0)")
+    parser.add_argument("--cores", type=int, help="cores presented to kubetune run (default max(parallel, cores))")
+    parser.add_argument("--jobs", type=int, help="simulated jobs per policy (default 20000)")
+    parser.add_argument("--output", choices=("table", "json"), default="table")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else Settings()
+    settings = Settings(
+        trials=args.trials or base.trials,
+        parallel=args.parallel or base.parallel,
+        epochs=args.epochs or base.epochs,
+        depth=base.depth,
+        width=base.width,
+        chaos_seeds=tuple(args.chaos_seeds) if args.chaos_seeds else base.chaos_seeds,
+        cores=args.cores or 0,
+        jobs=args.jobs or base.jobs,
+        quick=base.quick,
+    )
+    began = time.perf_counter()
+    # Warm the page cache (python, torch, the data set) so that the first policy's trials do not start slower.
+    subprocess.run([sys.executable, "-c", WARM_UP], check=False, capture_output=True)
+    runs: list[Run] = []
+    for seed in settings.chaos_seeds:
+        for policy in POLICIES:
+            runs.append(run_study(settings, policy, seed))
+            if args.output == "table":
+                last = runs[-1]
+                print(
+                    f"  {policy} (chaos seed {seed}): makespan {last.makespan_s:.1f} s, compute "
+                    f"{last.compute_s:.1f} s, {last.replicas} replica(s), {last.wall_s:.0f} s wall",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    report = summarise(settings, runs, time.perf_counter() - began)
+    print(json.dumps(report, indent=2) if args.output == "json" else table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

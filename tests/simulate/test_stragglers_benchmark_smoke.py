@@ -1,0 +1,70 @@
+"""benchmarks/stragglers.py runs end to end: ``--quick --output json`` in a subprocess (three tiny real studies, one
+per policy, then the fit and the simulator's prediction); the report's shape only, no timing or goal asserts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARK = ROOT / "benchmarks" / "stragglers.py"
+POLICIES = ["none", "spark", "adaptive"]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick", "--output", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert set(report) == {"settings", "runs", "startup", "fit", "model_check", "policies", "goals", "seconds"}
+    settings = report["settings"]
+    assert settings["quick"] is True and settings["trials"] >= 1 and settings["parallel"] >= 1
+    assert settings["chaos"] == "pareto:1,2" and settings["chaos_seeds"] == [0]
+
+    assert [(r["policy"], r["chaos_seed"]) for r in report["runs"]] == [(p, 0) for p in POLICIES]
+    for run in report["runs"]:
+        assert run["phase"] == "Succeeded"
+        assert len(run["trials"]) == settings["trials"]
+        assert all(t["state"] == "COMPLETE" and t["duration_s"] > 0 for t in run["trials"])
+        assert run["makespan_s"] > 0 and run["compute_s"] > 0 and run["replicas"] >= 0
+
+    assert [p["policy"] for p in report["policies"]] == POLICIES
+    for entry in report["policies"]:
+        assert set(entry) >= {"makespan_s", "compute_s", "measured", "predicted", "deviation", "replicas"}
+        assert set(entry["measured"]) == {"latency_ratio", "cost_ratio"}
+        assert all(_is_number(v) for v in entry["measured"].values())
+        assert set(entry["deviation"]) == {"latency", "cost"}
+    assert report["policies"][0]["measured"] == {"latency_ratio": 1.0, "cost_ratio": 1.0}
+
+    fit = report["fit"]
+    if fit is not None:  # a prediction needs at least two timed trials
+        assert fit["dist"].startswith("shiftedpareto:") and "--slots" in fit["command"]
+        for entry in report["policies"]:
+            assert set(entry["predicted"]) == {"mean_latency_s", "mean_cost_s", "latency_ratio", "cost_ratio"}
+            assert all(_is_number(v) for v in entry["predicted"].values())
+
+    check = report["model_check"]
+    assert set(check) == {"list_schedule_s", "makespan_s", "durations_sum_s", "compute_s"}
+    assert all(_is_number(v) and v > 0 for v in check.values())
+
+    goals = report["goals"]
+    assert set(goals) == {"adaptive_makespan", "adaptive_compute", "prediction"}
+    assert goals["adaptive_makespan"]["max"] == 0.7 and goals["adaptive_compute"]["max"] == 1.05
+    assert goals["prediction"]["tolerance"] == 0.1
+    assert all(isinstance(goal["met"], bool) for goal in goals.values())
