@@ -9,6 +9,8 @@ Must not import: torch, mlflow, kopf, kubernetes or ``kubetune`` (parsing stays 
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +79,56 @@ def _text(name: str, raw: str) -> str:
     return raw.strip()
 
 
+@dataclass(frozen=True)
+class StepDelay:
+    """Chaos knob: a random sleep per worker and step, ``SCALE * (SHIFT + Exp(RATE))`` seconds."""
+
+    shift: float
+    rate: float
+    scale: float = 1.0
+
+    @property
+    def mean(self) -> float:
+        """Expected delay in seconds."""
+        return self.scale * (self.shift + 1.0 / self.rate)
+
+    def order_statistic_mean(self, k: int, n: int) -> float:
+        """E[X_(k:n)] in seconds: the k-th smallest of n independent delays (shift + (H_n - H_(n-k)) / rate)."""
+        harmonic = sum(1.0 / i for i in range(n - k + 1, n + 1))
+        return self.scale * (self.shift + harmonic / self.rate)
+
+    def sample(self, rng: random.Random) -> float:
+        """One delay in seconds."""
+        return self.scale * (self.shift + rng.expovariate(self.rate))
+
+    @staticmethod
+    def rng(seed: int, rank: int) -> random.Random:
+        """The delay stream of one rank: seeded by (seed, rank), apart from every other random stream."""
+        return random.Random(f"kubetune-step-delay:{seed}:{rank}")
+
+
+def _step_delay(name: str, raw: str) -> StepDelay | None:
+    """``shiftedexp:SHIFT,RATE[,SCALE_SECONDS]`` (``none`` or empty: off)."""
+    value = raw.strip().lower()
+    if value in ("", "none"):
+        return None
+    kind, _, args = value.partition(":")
+    expected = "must be shiftedexp:SHIFT,RATE[,SCALE_SECONDS] or none"
+    parts = args.split(",")
+    if kind != "shiftedexp" or len(parts) not in (2, 3):
+        raise ConfigError(f"{name}={raw!r}: {expected}")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: {expected} (numbers)") from None
+    if not all(math.isfinite(number) for number in numbers):
+        raise ConfigError(f"{name}={raw!r}: SHIFT, RATE and SCALE_SECONDS must be finite")
+    shift, rate, scale = (*numbers, 1.0)[:3]
+    if shift < 0 or rate <= 0 or scale <= 0:
+        raise ConfigError(f"{name}={raw!r}: needs SHIFT >= 0, RATE > 0 and SCALE_SECONDS > 0")
+    return StepDelay(shift, rate, scale)
+
+
 def _progress(name: str, raw: str) -> str:
     value = raw.strip()
     if value in ("", "none", "stdout") or ":" in value:
@@ -116,6 +168,7 @@ _KUBETUNE_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "result_file": ("KUBETUNE_RESULT_FILE", _text),
     "timeout_seconds": ("KUBETUNE_TIMEOUT_SECONDS", _float(0.0, strict=True)),
     "slowdown": ("KUBETUNE_SLOWDOWN", _float(1.0)),
+    "step_delay": ("KUBETUNE_STEP_DELAY", _step_delay),
     "mlflow_run_id": ("KUBETUNE_MLFLOW_RUN_ID", _text),
 }
 
@@ -168,6 +221,7 @@ class TrainerConfig:
     result_file: str = ""
     timeout_seconds: float = 300.0
     slowdown: float = 1.0
+    step_delay: StepDelay | None = None  # chaos: a random sleep per worker and step
     mlflow_tracking_uri: str = ""
     mlflow_run_id: str = ""
     omp_num_threads: int = 0
@@ -175,7 +229,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.rank >= self.world_size:
             raise ConfigError(f"RANK={self.rank}: must be < WORLD_SIZE={self.world_size}")
-        if self.batch_size % self.world_size != 0 and self.parallelism == "data":
+        if self.batch_size % self.world_size != 0 and self.parallelism in ("data", "ksync"):
             raise ConfigError(
                 f"KUBETUNE_BATCH_SIZE={self.batch_size}: the global batch must be divisible by "
                 f"WORLD_SIZE={self.world_size}"
@@ -184,6 +238,13 @@ class TrainerConfig:
             raise ConfigError(
                 f"KUBETUNE_MICROBATCHES={self.microbatches}: must divide KUBETUNE_BATCH_SIZE={self.batch_size}"
             )
+        if self.parallelism == "ksync" and self.k > self.world_size:
+            raise ConfigError(f"KUBETUNE_K={self.k}: must be <= WORLD_SIZE={self.world_size} (K of N workers)")
+
+    @property
+    def applied_per_step(self) -> int:
+        """ksync: gradients applied per step, K of the N workers (``KUBETUNE_K``; 0 means all)."""
+        return self.k or self.world_size
 
     @property
     def per_worker_batch(self) -> int:

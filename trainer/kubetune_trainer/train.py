@@ -32,6 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 from kubetune_trainer import checkpoint
 from kubetune_trainer.config import ConfigError, TrainerConfig, env_from_args
 from kubetune_trainer.data import Splits, load_dataset
+from kubetune_trainer.ksync import DIVERGED, DONE, FAILED, PREEMPTED, KSyncStep
 from kubetune_trainer.models import StagedModel, build_model
 from kubetune_trainer.pipeline import PipelineStage, boundary_shapes
 from kubetune_trainer.preemption import PREEMPTED_EXIT_CODE, StopFlag
@@ -118,7 +119,8 @@ class Trainer:
         self.device = _resolve_device(config)
         if config.omp_num_threads:
             torch.set_num_threads(config.omp_num_threads)
-        if config.distributed and not dist.is_initialized():
+        ksync = config.parallelism == "ksync" and config.distributed  # RPC to a parameter server, no process group
+        if config.distributed and not ksync and not dist.is_initialized():
             _init_process_group(config, self.device)
         self.data = splits or load_dataset(config.dataset, config.model_family, config.seed)
         self.train_x = self.data.train_x.to(self.device)
@@ -145,7 +147,7 @@ class Trainer:
         self.forward_model: nn.Module = self.module
         if config.compile:
             self.forward_model = torch.compile(self.module)  # type: ignore[assignment]
-        if config.distributed and not self.pipelined:
+        if config.distributed and not self.pipelined and not ksync:
             self.forward_model = DistributedDataParallel(self.forward_model)
         self.optimizer = self._build_optimizer()
 
@@ -166,7 +168,7 @@ class Trainer:
                 f"KUBETUNE_BATCH_SIZE={config.batch_size}: larger than a worker's share of the training set"
             )
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch
-        self.samples_per_step = self.batch * replicas
+        self.samples_per_step = self.batch * (config.applied_per_step if ksync else replicas)
 
         self.step = 0
         self.epoch = 0  # completed epochs
@@ -182,6 +184,19 @@ class Trainer:
         self._last_checkpoint_time = time.monotonic()
         self._flags = torch.zeros(3, device=self.device)
         self.writer = checkpoint.BackgroundWriter()
+        self._delay_rng = config.step_delay.rng(config.seed, config.rank) if config.step_delay and not ksync else None
+        self.ksync: KSyncStep | None = None  # K-of-N synchronous SGD (ksync.py); last, as it joins the gang
+        if ksync:
+            self.ksync = KSyncStep(
+                config,
+                module=self.module,
+                optimizer=self.optimizer,
+                train_x=self.train_x,
+                train_y=self.train_y,
+                batch=self.batch,
+                steps_per_epoch=self.steps_per_epoch,
+                autocast=self._autocast,
+            )
 
     # ---- build ---------------------------------------------------------------------------------------------
 
@@ -290,6 +305,9 @@ class Trainer:
         self._batches = order[:usable].view(self.steps_per_epoch, self.batch).to(self.device)
 
     def _step(self, indices: torch.Tensor) -> None:
+        if self.ksync is not None:  # rank 0 = the parameter server: the workers computed this step's gradients
+            self._loss_sum += self.ksync.apply(self.step)
+            return
         x = self.train_x[indices]
         y = self.train_y[indices]
         self.optimizer.zero_grad(set_to_none=True)
@@ -313,6 +331,13 @@ class Trainer:
         """(stop, time-based checkpoint due), identical on every rank; raises Diverged everywhere together."""
         every = self.config.checkpoint_every_seconds
         time_due = bool(every) and time.monotonic() - self._last_checkpoint_time >= every
+        if self.ksync is not None:  # rank 0 alone decides; the workers learn it from the next publication
+            loss = float(self._loss_sum)
+            if not np.isfinite(loss):
+                message = f"the training loss became {loss} at step {self.step}"
+                self.ksync.finish(DIVERGED, self.step, message, self.checkpoint_step)
+                raise Diverged(message)
+            return self.stop.requested or self.ksync.stop_requested, time_due
         if not self.config.distributed:
             return self.stop.requested, time_due
         flags = self._flags
@@ -355,6 +380,8 @@ class Trainer:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 time.sleep((slowdown - 1) * (time.perf_counter() - started))
+            if self._delay_rng is not None and config.step_delay is not None:
+                time.sleep(config.step_delay.sample(self._delay_rng))
             stop, time_due = self._agree()
             if self.batch_in_epoch == self.steps_per_epoch:
                 self.end_epoch()
@@ -395,7 +422,7 @@ class Trainer:
 
     def _share(self, values: list[float], op: str) -> list[float]:
         """Per-rank values made common: mean over data-parallel ranks, or the last stage's broadcast."""
-        if not self.config.distributed:
+        if not self.config.distributed or self.ksync is not None:
             return values
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         if op == "broadcast":
@@ -433,6 +460,8 @@ class Trainer:
         metrics = {"train_loss": loss, **self.evaluate(test=False)}
         metrics["epoch_time_s"] = elapsed
         metrics["samples_per_s"] = steps * self.samples_per_step / elapsed if elapsed > 0 else 0.0
+        if self.ksync is not None:
+            metrics.update(self.ksync.counters())
         self.metrics = metrics
         self.reporter.report(
             self.step,
@@ -449,6 +478,8 @@ class Trainer:
 
     def run(self) -> dict[str, float]:
         """Resume, train to the end, evaluate; returns the final metrics. Raises Preempted or Diverged."""
+        if self.ksync is not None and self.config.rank != 0:
+            return self._work()
         self.resume()
         self.tracker.start(self.config.as_params())
         self.train_steps(self.total_steps - self.step)
@@ -461,6 +492,8 @@ class Trainer:
             final["train_loss"] = self.metrics["train_loss"]
         final["steps"] = float(self.step)
         final["epochs"] = float(self.epoch)
+        if self.ksync is not None:
+            final.update(self.ksync.counters())
         self.save_checkpoint()
         self.writer.wait()
         self.metrics = final
@@ -477,10 +510,39 @@ class Trainer:
         self.tracker.log_final(self.epoch, {k: final[k] for k in names}, self.module.state_dict())
         return final
 
+    def _work(self) -> dict[str, float]:
+        """ksync, ranks > 0: compute gradients for the parameter server until it ends the run."""
+        assert self.ksync is not None
+
+        def on_version(version: int) -> None:
+            self.step = version
+            self.epoch = version // self.steps_per_epoch
+            if self.reporter.due():
+                self.reporter.report(self.step, total_steps=self.total_steps, epoch=self.epoch, samples=self.samples)
+            self.samples += self.batch
+
+        end = self.ksync.work(lambda: self.stop.requested, on_version)
+        self.step = end.version
+        self.epoch = end.version // self.steps_per_epoch
+        self.checkpoint_step = end.checkpoint_step
+        if end.state == PREEMPTED:
+            raise Preempted(f"stopped at step {self.step}")
+        if end.state == DIVERGED:
+            raise Diverged(end.message)
+        if end.state != DONE:
+            raise RuntimeError(f"the parameter server (rank 0) failed at step {self.step}")
+        self.reporter.report(
+            self.step, total_steps=self.total_steps, epoch=self.epoch, samples=self.samples, kind="final"
+        )
+        return {}
+
     def close(self, status: str) -> None:
         self.writer.wait()
         self.tracker.end(status)
         self.reporter.close()
+        if self.ksync is not None:  # rank 0 ends the run for every worker (unless it did already), then RPC ends
+            state = {"FINISHED": DONE, "KILLED": PREEMPTED}.get(status, FAILED)
+            self.ksync.close(state, self.step, self.checkpoint_step)
         if dist.is_initialized():
             if status == "FINISHED":
                 # Every rank finished: meet before tearing down, so no rank closes its gloo pairs while a peer
