@@ -142,6 +142,7 @@ class Reporter:
         epoch: int | None = None,
         samples: int | None = None,
         kind: str = "heartbeat",
+        local_step_s: float | None = None,
     ) -> bool:
         """Emit one record unless rate-limited; returns whether it went out.
 
@@ -181,6 +182,8 @@ class Reporter:
             }
             if self._last_epoch is not None:
                 record["last_epoch"] = self._last_epoch
+            if local_step_s is not None:
+                record["local_step_s"] = round(local_step_s, 6)
             self.sink.emit(record)
             return True
 

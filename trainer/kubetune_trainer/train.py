@@ -183,6 +183,9 @@ class Trainer:
         self._epoch_first_step = 0
         self._last_checkpoint_time = time.monotonic()
         self._flags = torch.zeros(3, device=self.device)
+        # Seconds of this rank's own work (forward, injected slowness) over the steps since the last heartbeat.
+        self._local_step = 0.0
+        self._local_steps = 0
         self.writer = checkpoint.BackgroundWriter()
         self._delay_rng = config.step_delay.rng(config.seed, config.rank) if config.step_delay and not ksync else None
         self.ksync: KSyncStep | None = None  # K-of-N synchronous SGD (ksync.py); last, as it joins the gang
@@ -316,9 +319,11 @@ class Trainer:
             if loss is not None:
                 self._loss_sum += loss
         else:
+            began = time.perf_counter()
             with self._autocast():
                 logits = self.forward_model(x)
                 loss = F.cross_entropy(logits.flatten(0, -2).float(), y.flatten())
+            self._local_step += time.perf_counter() - began  # this rank's own work (the backward waits for peers)
             loss.backward()  # type: ignore[no-untyped-call]
             self._loss_sum += loss.detach()
         self.optimizer.step()
@@ -358,7 +363,11 @@ class Trainer:
             self._check_finite(loss)
             if done:
                 metrics["train_loss"] = loss / done
-        self.reporter.report(self.step, metrics, total_steps=self.total_steps, epoch=self.epoch, samples=self.samples)
+        local = self._local_step / self._local_steps if self._local_steps else None
+        self._local_step, self._local_steps = 0.0, 0
+        self.reporter.report(
+            self.step, metrics, total_steps=self.total_steps, epoch=self.epoch, samples=self.samples, local_step_s=local
+        )
 
     def train_steps(self, n: int) -> int:
         """Run up to ``n`` steps (fewer at the end of training); returns how many ran. May raise Preempted."""
@@ -379,9 +388,14 @@ class Trainer:
             if slowdown > 1:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
-                time.sleep((slowdown - 1) * (time.perf_counter() - started))
+                pause = (slowdown - 1) * (time.perf_counter() - started)
+                time.sleep(pause)
+                self._local_step += pause
             if self._delay_rng is not None and config.step_delay is not None:
-                time.sleep(config.step_delay.sample(self._delay_rng))
+                pause = config.step_delay.sample(self._delay_rng)
+                time.sleep(pause)
+                self._local_step += pause
+            self._local_steps += 1
             stop, time_due = self._agree()
             if self.batch_in_epoch == self.steps_per_epoch:
                 self.end_epoch()
