@@ -77,7 +77,9 @@ def test_digits_pipeline_reaches_96_percent(store: Path) -> None:
     assert pipeline["metrics"]["test_accuracy"] >= 0.96
 
 
-def test_mlflow_holds_the_run_with_params_and_per_epoch_metrics(mlp: dict[str, Any]) -> None:
+def test_mlflow_holds_the_run_with_params_and_per_epoch_metrics(
+    mlp: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow.tracking import MlflowClient
 
     ref = mlp["mlflow"]
@@ -93,6 +95,8 @@ def test_mlflow_holds_the_run_with_params_and_per_epoch_metrics(mlp: dict[str, A
 
     import mlflow
 
+    # set_tracking_uri also sets $MLFLOW_TRACKING_URI, which later tests' subprocesses would inherit: scope it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", ref["tracking_uri"])
     mlflow.set_tracking_uri(ref["tracking_uri"])
     found = mlflow.search_runs(
         experiment_ids=[ref["experiment_id"]],

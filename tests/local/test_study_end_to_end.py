@@ -49,13 +49,14 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "study.yaml") -> Path
 
 
 def kubetune(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default: ./mlflow.db in cwd
     return subprocess.run(
         [sys.executable, "-m", "kubetune.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ.copy(),
+        env=env,
         check=False,
     )
 
@@ -111,6 +112,7 @@ def test_killed_mid_study_the_same_command_resumes_without_duplicates(tmp_path: 
     runner = subprocess.Popen(
         [sys.executable, "-m", "kubetune.cli", "run", str(path), "--output", "json"],
         cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
