@@ -14,7 +14,7 @@ relaunches the gang from that checkpoint (never counted against backoffLimit). P
 
 Goals (issue 5): cost <= 0.35x and wall time <= 1.15x of on-demand.
 
-    python benchmarks/preemption.py                  # CNN on digits, ~80 s a run, MTBF 60 s, seeds 0 1 2
+    python benchmarks/preemption.py                  # CNN on digits, ~2 min a run, MTBF 60 s, seeds 0 1 2
     python benchmarks/preemption.py --quick          # a smoke run (short job, MTBF 5 s)
     python benchmarks/preemption.py --output json
 """
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mtbf", default="60s", help="mean time between preemptions (default 60s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="chaos seeds of the spot runs")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=1200, help="epochs of the job (1200: about 2 min on 2 cores)")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--spot-price", type=float, default=0.3, help="spot price relative to on-demand (0.3)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4 epochs, width 8, MTBF 5 s, one seed")
