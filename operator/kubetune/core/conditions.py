@@ -24,6 +24,14 @@ class Phase(StrEnum):
     def terminal(self) -> bool:
         return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED)
 
+    @classmethod
+    def of(cls, value: object) -> Phase:
+        """The phase a status holds (Pending when it holds none, or one this version does not know)."""
+        try:
+            return cls(str(value)) if value else cls.PENDING
+        except ValueError:
+            return cls.PENDING
+
 
 class ConditionType(StrEnum):
     CREATED = "Created"

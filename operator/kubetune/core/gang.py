@@ -80,10 +80,7 @@ class _Draft:
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> _Draft:
-        try:
-            phase = Phase(status.get("phase", Phase.PENDING))
-        except ValueError:
-            phase = Phase.PENDING
+        phase = Phase.of(status.get("phase"))
         return cls(
             phase=phase,
             attempt=int(status.get("attempt", 0)),

@@ -247,10 +247,7 @@ class _Study:
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> _Study:
-        try:
-            phase = Phase(status.get("phase", Phase.PENDING))
-        except ValueError:
-            phase = Phase.PENDING
+        phase = Phase.of(status.get("phase"))
         return cls(
             phase=phase,
             conditions=tuple(Condition.from_dict(c) for c in status.get("conditions", ())),
