@@ -123,7 +123,8 @@ def test_kubectl_apply_trains_digits_ddp_to_success_and_delete_collects_children
 
 
 def test_a_worker_pod_deleted_mid_run_relaunches_the_gang_from_its_checkpoint(cluster: DevCluster) -> None:
-    cluster.api.create(small_job("victim", epochs=20), namespace="default")
+    # Long enough that the deletion lands mid-run even on an idle machine (20 epochs could finish first).
+    cluster.api.create(small_job("victim", epochs=150), namespace="default")
     wait_for(lambda: (status_of(cluster, "victim").get("lastCheckpoint") or {}).get("step", 0) >= 20, 120,
              "a checkpoint")
     cluster.api.delete("pods", "victim-w1-a0")
