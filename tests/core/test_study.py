@@ -6,7 +6,9 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from kubetune.api import TrainingJob, parse
+from kubetune.api.trainingjob import SpecError
 from kubetune.core import STOP_ANNOTATION, Observed, WorkerObservation, plan
 from kubetune.core.study import (
     AskTrial,
@@ -18,6 +20,7 @@ from kubetune.core.study import (
     TellTrial,
     TrialRecord,
     plan_study,
+    straggler_policy,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -377,3 +380,21 @@ def test_pruning_stops_every_copy() -> None:
         StopTrial(0, "s-t0", "Pruned"),
         StopTrial(0, "s-t0r1", "Pruned"),
     ]
+
+
+def test_timeout_copies_a_trial_once_it_has_run_past_after_seconds() -> None:
+    job = _rep_study(policy="timeout", afterSeconds=60, replicas=1, original="kill")
+    status = {"phase": "Running", "startTime": "2026-01-01T11:58:20Z"}
+    trials = [dataclasses.replace(trial(n), started=START + offset) for n, offset in ((0, 0.0), (1, 50.0))]
+    running = {0: child(0, started=START, progress=0.5), 1: child(1, started=START + 50, progress=0.5)}
+    p = decide(trials, running, job=job, status=status, slots=2)
+    # Trial 0 has run 100 s (> 60): copied, its original cancelled; trial 1 (50 s) is not due yet.
+    assert kinds(p, StartTrial) == [StartTrial(0, "s-t0r1", PARAMS, 1)]
+    assert kinds(p, StopTrial) == [StopTrial(0, "s-t0", "Cancelled")]
+
+
+def test_timeout_needs_after_seconds_and_adaptive_plans_for_max_trials() -> None:
+    with pytest.raises(SpecError, match=r"spec\.resilience\.stragglers\.afterSeconds: .*timeout needs afterSeconds"):
+        _rep_study(policy="timeout")
+    policy = straggler_policy(_rep_study(policy="adaptive", maxExtraCost=0.1))
+    assert policy is not None and policy.options() == {"maxExtraCost": 0.1, "tasks": 4}

@@ -40,6 +40,8 @@ def test_json_report(capsys: pytest.CaptureFixture[str]) -> None:
         ["--policy", "late"],
         ["--policy", "adaptive", "--max-extra-cost", "0.2"],
         ["--policy", "single-fork", "--fork-at-time", "2", "--replicas", "2"],
+        ["--policy", "timeout", "--after", "3", "--original", "kill"],
+        ["--policy", "adaptive", "--slots", "3"],
     ],
 )
 def test_every_policy_runs(capsys: pytest.CaptureFixture[str], policy: list[str]) -> None:
@@ -92,6 +94,8 @@ def test_table_is_the_default(capsys: pytest.CaptureFixture[str]) -> None:
             ["--dist", "shiftedexp:1,1", "--policy", "adaptive", "--max-extra-cost", "-1"],
             "--max-extra-cost: must be >= 0",
         ),
+        (["--dist", "shiftedexp:1,1", "--policy", "timeout"], "--policy timeout needs --after T"),
+        (["--dist", "shiftedexp:1,1", "--policy", "timeout", "--after", "-1"], "--after: must be >= 0"),
         (["--dist", "shiftedexp:1,1", "--jobs", "0"], "--jobs: must be >= 1"),
         (["--dist", "shiftedexp:1,1", "--tasks", "0"], "--tasks: must be >= 1"),
         (["--dist", "shiftedexp:1,1", "--slots", "0"], "--slots: must be >= 1"),

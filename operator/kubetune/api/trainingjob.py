@@ -202,11 +202,12 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Stragglers:
-    policy: Literal["none", "spark", "late", "singleFork", "adaptive"]
+    policy: Literal["none", "spark", "late", "singleFork", "timeout", "adaptive"]
     quantile: float
     multiplier: float
     fork_when_done: float | None
     fork_at_seconds: float | None
+    after_seconds: float | None
     replicas: int
     original: Literal["keep", "kill"]
     max_extra_cost: float
@@ -369,6 +370,13 @@ CROSS_FIELD_RULES: dict[str, tuple[str, Rule]] = {
             spec["resilience"]["stragglers"]["policy"] != "singleFork"
             or ("forkWhenDone" in spec["resilience"]["stragglers"])
             != ("forkAtSeconds" in spec["resilience"]["stragglers"])
+        ),
+    ),
+    "stragglers.policy timeout needs afterSeconds": (
+        "spec.resilience.stragglers.afterSeconds",
+        lambda spec: (
+            spec["resilience"]["stragglers"]["policy"] != "timeout"
+            or "afterSeconds" in spec["resilience"]["stragglers"]
         ),
     ),
     "pruning needs a single objective (Optuna prunes single-objective studies only)": (
@@ -594,6 +602,7 @@ def _resilience(raw: Mapping[str, Any]) -> Resilience:
             multiplier=float(st["multiplier"]),
             fork_when_done=_number(st.get("forkWhenDone")),
             fork_at_seconds=_number(st.get("forkAtSeconds")),
+            after_seconds=_number(st.get("afterSeconds")),
             replicas=int(st["replicas"]),
             original=st["original"],
             max_extra_cost=float(st["maxExtraCost"]),

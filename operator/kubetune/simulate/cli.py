@@ -19,7 +19,7 @@ from typing import Any
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
-POLICY_CHOICES = ("none", "spark", "late", "single-fork", "adaptive")
+POLICY_CHOICES = ("none", "spark", "late", "single-fork", "timeout", "adaptive")
 _POLICY_ALIASES = {"singleFork": "single-fork", "single_fork": "single-fork", "singlefork": "single-fork"}
 # Which flags each policy reads, and the spec option each flag sets.
 _FLAGS: dict[str, dict[str, str]] = {
@@ -32,9 +32,19 @@ _FLAGS: dict[str, dict[str, str]] = {
         "replicas": "replicas",
         "original": "original",
     },
+    "timeout": {"after": "afterSeconds", "replicas": "replicas", "original": "original"},
     "adaptive": {"max_extra_cost": "maxExtraCost"},
 }
-_ALL_FLAGS = ("fork_when_done", "fork_at_time", "replicas", "original", "quantile", "multiplier", "max_extra_cost")
+_ALL_FLAGS = (
+    "fork_when_done",
+    "fork_at_time",
+    "after",
+    "replicas",
+    "original",
+    "quantile",
+    "multiplier",
+    "max_extra_cost",
+)
 
 
 def _flag(dest: str) -> str:
@@ -87,9 +97,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--fork-when-done", type=float, metavar="FRACTION", help="fork once floor(FRACTION*N) tasks have finished"
     )
     fork.add_argument("--fork-at-time", type=float, metavar="T", help="fork at time T")
-    fork.add_argument("--replicas", type=int, metavar="R", help="new copies of each unfinished task (default 1)")
     fork.add_argument(
-        "--original", choices=["keep", "kill"], help="keep or kill the original at the fork (default keep)"
+        "--replicas", type=int, metavar="R", help="new copies of each task forked (default 1; timeout too)"
+    )
+    fork.add_argument(
+        "--original", choices=["keep", "kill"], help="keep or kill the original at the fork (default keep; timeout too)"
+    )
+    timeout = parser.add_argument_group("timeout")
+    timeout.add_argument(
+        "--after", type=float, metavar="T", help="copy each task still running T after its own launch (required)"
     )
     spark = parser.add_argument_group("spark")
     spark.add_argument(
@@ -147,7 +163,13 @@ def command(args: argparse.Namespace) -> int:
             print(f"kubetune simulate: warning: {_flag(dest)} is ignored by --policy {args.policy}", file=sys.stderr)
     if args.policy == "single-fork" and (args.fork_when_done is None) == (args.fork_at_time is None):
         return _usage("--policy single-fork needs exactly one of --fork-when-done FRACTION or --fork-at-time T")
-    options = {spec: getattr(args, dest) for dest, spec in reads.items() if getattr(args, dest) is not None}
+    if args.policy == "timeout" and args.after is None:
+        return _usage("--policy timeout needs --after T")
+    options: dict[str, Any] = {
+        spec: getattr(args, dest) for dest, spec in reads.items() if getattr(args, dest) is not None
+    }
+    if args.policy == "adaptive":
+        options["tasks"] = args.tasks  # the whole job, though a queue shows the policy only the tasks started
     try:
         policy = build_policy(args.policy, **options)
     except ValueError as error:

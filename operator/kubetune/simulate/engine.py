@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubetune.core.stragglers import StragglerPolicy, TaskBatch
+from kubetune.core.stragglers.makespan import list_schedule
 from kubetune.simulate.distributions import Distribution
 
 Floats = NDArray[np.float64]
@@ -238,22 +239,6 @@ class _Chunk:
         np.copyto(self.alive, 1, where=new)
         self.started += np.maximum(fresh, 0)
         return starting
-
-
-def list_schedule(durations: Floats, slots: int) -> Floats:
-    """Per job (row): the makespan of running its tasks in order on ``slots`` slots, each task starting on the slot
-    that frees first (FIFO list scheduling); the maximum when ``slots`` covers every task."""
-    jobs, tasks = durations.shape
-    if slots >= tasks:
-        latest: Floats = durations.max(axis=1)
-        return latest
-    free = durations[:, :slots].copy()  # when each slot frees
-    rows = np.arange(jobs)
-    for task in range(slots, tasks):
-        slot = free.argmin(axis=1)
-        free[rows, slot] += durations[:, task]
-    makespan: Floats = free.max(axis=1)
-    return makespan
 
 
 def _run_chunk(

@@ -1,14 +1,19 @@
-"""The ``adaptive`` straggler policy: fit the task-time tail online, then run the best single fork within budget.
+"""The ``adaptive`` straggler policy: fit the task-time tail online, then run the best replication plan within budget.
 
 Decides, at each decision point: fit the observed task times (:mod:`kubetune.core.stragglers.tails`: shifted
 exponential vs Pareto, by censored likelihood) from the batch (pooled over its jobs: a live shell's batch of one
 pools that job's trials; the simulator's batch pools the jobs running together) plus any ``history`` of earlier task
-times; forecast ``E[T]`` and ``E[C]`` of no replication and of each candidate single-fork plan
-(:mod:`kubetune.core.stragglers.forecast`: closed forms or Monte Carlo); pick the plan with the lowest expected
-latency whose expected cost is at most ``(1 + max_extra_cost)`` times no replication's (ties: the cheaper); and
-carry it out as :class:`~kubetune.core.stragglers.single_fork.SingleFork` would. It never chooses ``kill`` on a
-log-concave (shifted exponential) fit: there, keeping the original is never worse. Until ``min_exact`` task times
-are known it does nothing.
+times; forecast ``E[T]`` and ``E[C]`` of no replication and of each candidate plan
+(:mod:`kubetune.core.stragglers.forecast`: closed forms or Monte Carlo) for the whole job: ``tasks`` tasks (the
+spec's ``maxTrials``; by default the batch's task count) on the batch's slots; pick the plan with the lowest expected
+latency whose expected cost is at most ``(1 + max_extra_cost)`` times no replication's (ties: the cheaper); and carry
+it out as :class:`~kubetune.core.stragglers.single_fork.SingleFork` or
+:class:`~kubetune.core.stragglers.timeout.TaskTimeout` would. The candidates: single forks (``fractions`` x
+``replicas`` x keep/kill) when every task runs at once; per-task timeouts (a copy once a task has run longer than
+the fitted distribution's ``quantiles``, x ``replicas`` x keep/kill) always: in a queue (more tasks than slots) a
+single fork happens once per job and misses every later straggler, so only timeouts are candidates there. It never
+chooses ``kill`` on a log-concave (shifted exponential) fit: there, keeping the original is never worse. Until
+``min_exact`` task times are known it does nothing.
 
 What counts as an observation: a finished task never copied gives its exact time; a running task never copied is
 censored at its elapsed time; a copied task is censored at the time of its first copy (afterwards its finish is a
@@ -22,19 +27,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from kubetune.core.stragglers.base import Decision, StragglerPolicy, TaskBatch, check_number
-from kubetune.core.stragglers.forecast import ForkPlan, forecast
+from kubetune.core.stragglers.forecast import ForkPlan, Plan, TimeoutPlan, forecast
 from kubetune.core.stragglers.order_statistics import count_of
 from kubetune.core.stragglers.single_fork import SingleFork
 from kubetune.core.stragglers.tails import TailFit, fit_tail
 from kubetune.core.stragglers.theory import Forecast
+from kubetune.core.stragglers.timeout import TaskTimeout
 
 DEFAULT_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_REPLICAS = (1, 2, 3)
+DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # Fits are rounded to this many significant digits before forecasting, so that forecasts can be cached.
 _SIGNIFICANT = 3
 # Forecasts cached per rounded fit; a long-lived policy forgets them all past this many.
@@ -53,8 +60,8 @@ class Choice:
     forecast."""
 
     fit: TailFit
-    plan: ForkPlan | None
-    forecasts: tuple[tuple[ForkPlan | None, Forecast], ...]
+    plan: Plan | None
+    forecasts: tuple[tuple[Plan | None, Forecast], ...]
 
     @property
     def expected(self) -> Forecast:
@@ -69,6 +76,8 @@ class Adaptive(StragglerPolicy):
         "maxExtraCost": "max_extra_cost",
         "fractions": "fractions",
         "replicas": "replicas",
+        "quantiles": "quantiles",
+        "tasks": "tasks",
         "minExact": "min_exact",
         "history": "history",
         "draws": "draws",
@@ -80,6 +89,8 @@ class Adaptive(StragglerPolicy):
         max_extra_cost: float = 0.05,
         fractions: Sequence[float] = DEFAULT_FRACTIONS,
         replicas: Sequence[int] = DEFAULT_REPLICAS,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        tasks: int | None = None,
         min_exact: int = 5,
         history: Sequence[float] = (),
         draws: int = 4000,
@@ -92,15 +103,17 @@ class Adaptive(StragglerPolicy):
             raise ValueError("stragglers.replicas: give at least one replica count")
         self.fractions = tuple(check_number("fractions", f, low=0.0, high=1.0, low_open=True) for f in fractions)
         self.replicas = tuple(int(check_number("replicas", r, low=1, integer=True)) for r in replicas)
+        self.quantiles = tuple(check_number("quantiles", q, low=0.0, high=0.999) for q in quantiles)
+        self.tasks = None if tasks is None else int(check_number("tasks", tasks, low=1, integer=True))
         self.min_exact = int(check_number("minExact", min_exact, low=1, integer=True))
         self.history = np.asarray([check_number("history", t, low=0.0) for t in history], dtype=np.float64)
         self.draws = int(check_number("draws", draws, low=100, integer=True))
         self.seed = int(check_number("seed", seed, low=0, integer=True))
-        self._choices: dict[tuple[str, float, float, int], Choice] = {}
+        self._choices: dict[tuple[str, float, float, int, int], Choice] = {}
         self.last_choice: Choice | None = None
 
     def options(self) -> Mapping[str, Any]:
-        return {"maxExtraCost": self.max_extra_cost}
+        return {"maxExtraCost": self.max_extra_cost, **({"tasks": self.tasks} if self.tasks else {})}
 
     def fit(self, batch: TaskBatch) -> TailFit | None:
         """The tail fitted on the batch's observations (see the module docstring) and the history."""
@@ -111,30 +124,33 @@ class Adaptive(StragglerPolicy):
             exact = np.concatenate([exact, self.history])
         return fit_tail(exact, censored, min_exact=self.min_exact)
 
-    def candidates(self, fit: TailFit, tasks: int) -> list[ForkPlan]:
-        """Single-fork plans worth forecasting for ``tasks`` tasks: distinct fork points, no kill if log-concave."""
-        plans: list[ForkPlan] = []
-        seen: set[int] = set()
-        originals = ("keep",) if fit.log_concave else ("keep", "kill")
-        for fraction in sorted(self.fractions):
-            done = count_of(fraction, tasks)
-            if not 1 <= done < tasks or done in seen:
-                continue
-            seen.add(done)
-            for replicas in self.replicas:
-                for original in originals:
-                    plans.append(ForkPlan(fraction, replicas, "keep" if original == "keep" else "kill"))
+    def candidates(self, fit: TailFit, tasks: int, slots: int | None = None) -> list[Plan]:
+        """Plans worth forecasting for ``tasks`` tasks on ``slots`` slots (default: one per task): distinct single
+        forks when every task starts at once, per-task timeouts at the fit's quantiles; no kill if log-concave."""
+        plans: list[Plan] = []
+        originals: tuple[Literal["keep", "kill"], ...] = ("keep",) if fit.log_concave else ("keep", "kill")
+        if slots is None or slots >= tasks:
+            seen: set[int] = set()
+            for fraction in sorted(self.fractions):
+                done = count_of(fraction, tasks)
+                if not 1 <= done < tasks or done in seen:
+                    continue
+                seen.add(done)
+                plans += [ForkPlan(fraction, r, original) for r in self.replicas for original in originals]
+        afters = sorted({_round(fit.quantile(q)) for q in self.quantiles})
+        plans += [TimeoutPlan(after, r, original) for after in afters for r in self.replicas for original in originals]
         return plans
 
-    def choose(self, fit: TailFit, tasks: int) -> Choice:
-        """The plan to run under ``fit`` (cached per rounded fit)."""
+    def choose(self, fit: TailFit, tasks: int, slots: int | None = None) -> Choice:
+        """The plan to run under ``fit`` for ``tasks`` tasks on ``slots`` slots (cached per rounded fit)."""
         fit = TailFit(fit.family, _round(fit.location), _round(fit.shape), fit.loglik, fit.exact, fit.censored)
-        key = (fit.family, fit.location, fit.shape, tasks)
+        slots = tasks if slots is None else min(slots, tasks)
+        key = (fit.family, fit.location, fit.shape, tasks, slots)
         cached = self._choices.get(key)
         if cached is not None:
             return cached
-        plans: list[ForkPlan | None] = [None, *self.candidates(fit, tasks)]
-        forecasts = forecast(fit, tasks, plans, draws=self.draws, seed=self.seed)
+        plans: list[Plan | None] = [None, *self.candidates(fit, tasks, slots)]
+        forecasts = forecast(fit, tasks, plans, draws=self.draws, seed=self.seed, slots=slots)
         budget = forecasts[0].mean_cost * (1.0 + self.max_extra_cost)
         best = 0
         for index, expected in enumerate(forecasts):
@@ -153,9 +169,14 @@ class Adaptive(StragglerPolicy):
         fit = self.fit(batch)
         if fit is None:
             return Decision.nothing(batch)
-        choice = self.choose(fit, batch.tasks)
+        tasks = max(self.tasks or 0, batch.tasks)
+        choice = self.choose(fit, tasks, int(batch.slots.max()))
         self.last_choice = choice
-        if choice.plan is None:
-            return Decision.nothing(batch)
         plan = choice.plan
+        if plan is None:
+            return Decision.nothing(batch)
+        if isinstance(plan, TimeoutPlan):
+            return TaskTimeout(after=plan.after, replicas=plan.replicas, original=plan.original).decide(batch)
+        if batch.tasks < tasks:  # not every task has started: a fraction of the started ones would fork too soon
+            return Decision.nothing(batch)
         return SingleFork(when_done=plan.when_done, replicas=plan.replicas, original=plan.original).decide(batch)

@@ -1,11 +1,18 @@
-"""Forecasts of single-fork plans: expected latency and cost of a job of n tasks under a fitted task-time tail.
+"""Forecasts of replication plans: expected latency and cost of a job of n tasks under a fitted task-time tail.
 
-Decides ``E[T]`` and ``E[C]`` of no replication and of candidate single-fork plans (fork once ``floor(f n)`` tasks
-are done; ``r`` fresh copies per straggler; keep or kill the original): by the closed forms of
-:mod:`kubetune.core.stragglers.theory` for a shifted exponential forked after a completion, else by a Monte Carlo of
-the same semantics (common random numbers across plans, a fixed seed, so a forecast is deterministic). The Monte
-Carlo is a second, independent implementation of single-fork semantics (no event loop: the fork time is the m-th
-order statistic), which the simulator's tests also use as a cross-check.
+Decides ``E[T]`` and ``E[C]`` of no replication and of candidate plans of two kinds:
+
+- single fork (:class:`ForkPlan`: fork once ``floor(f n)`` tasks are done; ``r`` fresh copies per straggler; keep or
+  kill the original), for a job whose tasks all start at once;
+- per-task timeout (:class:`TimeoutPlan`: copy each task still running ``after`` seconds after its launch; ``r``
+  copies; keep or kill), for any job, queued ones included: with ``S`` slots for ``n > S`` tasks, each task holds its
+  slot until its first copy ends (copies take no slot, as in the simulator), and the job's latency is the makespan of
+  FIFO list scheduling of those times (:func:`kubetune.core.stragglers.makespan.list_schedule`).
+
+By the closed forms of :mod:`kubetune.core.stragglers.theory` for a shifted exponential forked after a completion,
+else by a Monte Carlo of the same semantics (common random numbers across plans, a fixed seed, so a forecast is
+deterministic). The Monte Carlo is a second, independent implementation of the policies' semantics (no event loop:
+the fork time is the m-th order statistic, or the timeout), which the simulator's tests also use as a cross-check.
 
 Pure: numpy only; must not import kopf, kubernetes, optuna, mlflow or torch.
 """
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubetune.core.stragglers.base import Floats
+from kubetune.core.stragglers.makespan import list_schedule
 from kubetune.core.stragglers.order_statistics import count_of
 from kubetune.core.stragglers.single_fork import Original
 from kubetune.core.stragglers.tails import TailFit
@@ -38,44 +46,90 @@ class ForkPlan:
         return f"singleFork(forkWhenDone={self.when_done:g}, replicas={self.replicas}, original={self.original})"
 
 
+@dataclass(frozen=True)
+class TimeoutPlan:
+    """A per-task timeout plan: copy each task still running ``after`` seconds after its launch, ``replicas``
+    copies, keep or kill the original."""
+
+    after: float
+    replicas: int
+    original: Original
+
+    def describe(self) -> str:
+        return f"timeout(afterSeconds={self.after:.4g}, replicas={self.replicas}, original={self.original})"
+
+
+Plan = ForkPlan | TimeoutPlan
+
+
 def monte_carlo(
-    sample: Sampler, tasks: int, plans: Sequence[ForkPlan | None], *, draws: int = 4000, seed: int = 0
+    sample: Sampler,
+    tasks: int,
+    plans: Sequence[Plan | None],
+    *,
+    draws: int = 4000,
+    seed: int = 0,
+    slots: int | None = None,
 ) -> list[Forecast]:
-    """Monte Carlo ``E[T]``, ``E[C]`` of each plan (``None``: no replication), from the same draws for every plan."""
+    """Monte Carlo ``E[T]``, ``E[C]`` of each plan (``None``: no replication), from the same draws for every plan.
+
+    ``slots`` (default: one per task) queues the tasks; a :class:`ForkPlan` needs every task started at once, so it
+    is refused (ValueError) with fewer slots than tasks."""
+    slots = tasks if slots is None else slots
     rng = np.random.default_rng(seed)
     originals = sample(rng, (draws, tasks))
     most = max((plan.replicas for plan in plans if plan is not None), default=0)
     fresh = sample(rng, (draws, tasks, most)) if most else np.empty((draws, tasks, 0))
     ordered = np.sort(originals, axis=1)
+    baseline_forecast = Forecast(float(list_schedule(originals, slots).mean()), float(originals.sum(axis=1).mean()))
     forecasts = []
     for plan in plans:
         if plan is None:
-            forecasts.append(Forecast(float(ordered[:, -1].mean()), float(originals.sum(axis=1).mean())))
+            forecasts.append(baseline_forecast)
             continue
-        done = count_of(plan.when_done, tasks)
-        if done >= tasks:  # never forks
-            forecasts.append(Forecast(float(ordered[:, -1].mean()), float(originals.sum(axis=1).mean())))
-            continue
-        fork = ordered[:, done - 1] if done > 0 else np.zeros(draws)
-        straggler = originals > fork[:, None]
         first_copy = fresh[:, :, : plan.replicas].min(axis=2)
-        if plan.original == "kill":
-            finish = np.where(straggler, fork[:, None] + first_copy, originals)
-            cost = np.where(straggler, fork[:, None] + plan.replicas * first_copy, originals)
+        if isinstance(plan, TimeoutPlan):
+            fork_at: Floats = np.full((draws, 1), plan.after)
+            straggler = originals > plan.after
         else:
-            finish = np.where(straggler, np.minimum(originals, fork[:, None] + first_copy), originals)
-            cost = np.where(straggler, finish + plan.replicas * (finish - fork[:, None]), originals)
-        forecasts.append(Forecast(float(finish.max(axis=1).mean()), float(cost.sum(axis=1).mean())))
+            if slots < tasks:
+                raise ValueError(f"forecast: {plan.describe()} needs every task started at once ({slots} slots)")
+            done = count_of(plan.when_done, tasks)
+            if done >= tasks:  # never forks
+                forecasts.append(baseline_forecast)
+                continue
+            fork_at = (ordered[:, done - 1] if done > 0 else np.zeros(draws))[:, None]
+            straggler = originals > fork_at
+        if plan.original == "kill":
+            finish = np.where(straggler, fork_at + first_copy, originals)
+            cost = np.where(straggler, fork_at + plan.replicas * first_copy, originals)
+        else:
+            finish = np.where(straggler, np.minimum(originals, fork_at + first_copy), originals)
+            cost = np.where(straggler, finish + plan.replicas * (finish - fork_at), originals)
+        forecasts.append(Forecast(float(list_schedule(finish, slots).mean()), float(cost.sum(axis=1).mean())))
     return forecasts
 
 
 def forecast(
-    fit: TailFit, tasks: int, plans: Sequence[ForkPlan | None], *, draws: int = 4000, seed: int = 0
+    fit: TailFit,
+    tasks: int,
+    plans: Sequence[Plan | None],
+    *,
+    draws: int = 4000,
+    seed: int = 0,
+    slots: int | None = None,
 ) -> list[Forecast]:
-    """``E[T]``, ``E[C]`` of each plan under ``fit``: closed forms where they hold, else :func:`monte_carlo`."""
-    if fit.family == "shiftedexp" and all(plan is None or count_of(plan.when_done, tasks) >= 1 for plan in plans):
+    """``E[T]``, ``E[C]`` of each plan under ``fit`` on ``slots`` slots (default: one per task): closed forms where
+    they hold, else :func:`monte_carlo`."""
+    closed = (
+        fit.family == "shiftedexp"
+        and (slots is None or slots >= tasks)
+        and all(plan is None or (isinstance(plan, ForkPlan) and count_of(plan.when_done, tasks) >= 1) for plan in plans)
+    )
+    if closed:
         out = []
         for plan in plans:
+            assert plan is None or isinstance(plan, ForkPlan)
             done = tasks if plan is None else count_of(plan.when_done, tasks)
             if done >= tasks:
                 out.append(baseline(tasks, fit.location, fit.shape))
@@ -91,4 +145,4 @@ def forecast(
                     )
                 )
         return out
-    return monte_carlo(fit.sample, tasks, plans, draws=draws, seed=seed)
+    return monte_carlo(fit.sample, tasks, plans, draws=draws, seed=seed, slots=slots)

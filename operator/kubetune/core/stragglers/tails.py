@@ -51,6 +51,14 @@ class TailFit:
             return self.location + rng.exponential(1.0 / self.shape, size)
         return self.location * (1.0 + rng.pareto(self.shape, size))
 
+    def quantile(self, q: float) -> float:
+        """The time below which a fraction ``q`` (0 <= q < 1) of the fitted task times fall."""
+        if not 0.0 <= q < 1.0:
+            raise ValueError(f"quantile: must be in [0, 1), got {q}")
+        if self.family == "shiftedexp":
+            return self.location - math.log1p(-q) / self.shape
+        return float(self.location * (1.0 - q) ** (-1.0 / self.shape))
+
     def describe(self) -> str:
         if self.family == "shiftedexp":
             return f"shiftedexp:{self.location:.4g},{self.shape:.4g}"
