@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kubetune.core.stragglers import Decision, StragglerPolicy, TaskBatch, build_policy
+from kubetune.core.stragglers import Decision, StragglerPolicy, TaskBatch, build_policy, list_schedule
 from kubetune.simulate import parse_distribution, simulate
-from kubetune.simulate.engine import Floats, list_schedule
+from kubetune.simulate.engine import Floats
 
 
 class Scripted:

@@ -56,7 +56,14 @@ def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
     if fit is not None:  # a prediction needs at least two timed trials
         assert fit["dist"].startswith("shiftedpareto:") and "--slots" in fit["command"]
         for entry in report["policies"]:
-            assert set(entry["predicted"]) == {"mean_latency_s", "mean_cost_s", "latency_ratio", "cost_ratio"}
+            assert set(entry["predicted"]) == {
+                "mean_latency_s",
+                "mean_cost_s",
+                "latency_ratio",
+                "cost_ratio",
+                "simulate_latency_ratio",
+                "simulate_cost_ratio",
+            }
             assert all(_is_number(v) for v in entry["predicted"].values())
 
     check = report["model_check"]
