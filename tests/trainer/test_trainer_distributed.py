@@ -66,10 +66,10 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step(tmp_path: Path, paralle
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.3)
-        sent = time.monotonic()
+        sent, sent_wall = time.monotonic(), time.time()
         procs[1].send_signal(signal.SIGTERM)
         codes = [p.wait(timeout=30) for p in procs]
-        assert time.monotonic() - sent < 5.0
+        exited = time.monotonic() - sent
     finally:
         for p in procs:
             if p.poll() is None:
@@ -78,4 +78,10 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step(tmp_path: Path, paralle
     assert codes == [143, 143]
     results = [read_result(tmp_path, rank) for rank in (0, 1)]
     assert [r["outcome"] for r in results] == ["preempted", "preempted"]
-    assert results[0]["step"] == results[1]["step"] == checkpoint.latest(tmp_path / "ckpt")
+    step = results[0]["step"]
+    assert step == results[1]["step"] == checkpoint.latest(tmp_path / "ckpt")
+    # The spot notice leaves 15-120 s: the gang's checkpoint is complete within 5 s of the SIGTERM (the marker is
+    # written last); tearing down the process group and the interpreters comes after it and is only bounded.
+    marker = tmp_path / "ckpt" / f"step-{step:08d}" / "COMPLETE"
+    assert marker.stat().st_mtime - sent_wall < 5.0
+    assert exited < 15.0
