@@ -80,6 +80,7 @@ def test_adaptive_cuts_a_heavy_tailed_queue_within_budget() -> None:
     outcome = simulate(distribution, policy, tasks=16, jobs=4_000, seed=11, slots=4)
     choice = policy.last_choice  # type: ignore[attr-defined]
     assert choice.fit.family == "pareto" and isinstance(choice.plan, TimeoutPlan)
+    assert policy.describe().startswith("adaptive(maxExtraCost=0.05, tasks=16): timeout(afterSeconds=")
     assert outcome.latency.mean() < 0.8 * outcome.baseline_latency.mean()
     assert outcome.cost.mean() <= 1.05 * 1.02 * outcome.baseline_cost.mean()
     # Without the job's size it would plan for the started tasks alone: a queue of 4 on 4 slots.

@@ -115,6 +115,15 @@ class Adaptive(StragglerPolicy):
     def options(self) -> Mapping[str, Any]:
         return {"maxExtraCost": self.max_extra_cost, **({"tasks": self.tasks} if self.tasks else {})}
 
+    def describe(self) -> str:
+        """The options, and once it has chosen, the plan it runs and the fit it chose it for (events show this)."""
+        text = super().describe()
+        choice = self.last_choice
+        if choice is None:
+            return text
+        plan = choice.plan.describe() if choice.plan is not None else "no replication"
+        return f"{text}: {plan} for a fitted {choice.fit.describe()}"
+
     def fit(self, batch: TaskBatch) -> TailFit | None:
         """The tail fitted on the batch's observations (see the module docstring) and the history."""
         copied = ~np.isnan(batch.first_copy_at)
