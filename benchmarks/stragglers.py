@@ -11,7 +11,8 @@ maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4). The study has
 draws are keyed by worker process name, so trial n's original gets the same slowdown under every policy (common random
 numbers, as in the simulator); a replica is a fresh draw. The sampler is seeded and tunes only the learning rate and
 momentum (a trial's work does not depend on its values), no pruning, no tracking. The chaos seeds are fixed up front
-(``--chaos-seeds``, default 0); several seeds are averaged as ratios of means.
+(``--chaos-seeds``, default 0); several seeds are averaged as ratios of means, and the policies' order rotates from
+one seed to the next (a machine whose load drifts favours no policy over three seeds).
 
 The local runner caps parallel trials at the machine's cores (one core per trial); on a smaller machine the benchmark
 presents ``--cores`` (default: the parallel trials) to ``kubetune run`` so that 4 trials run at once, which is why
@@ -530,8 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Warm the page cache (python, torch, the data set) so that the first policy's trials do not start slower.
     subprocess.run([sys.executable, "-c", WARM_UP], check=False, capture_output=True)
     runs: list[Run] = []
-    for seed in settings.chaos_seeds:
-        for policy in POLICIES:
+    for index, seed in enumerate(settings.chaos_seeds):
+        # Rotate the order per seed (a Latin square over three seeds), so that a drift in the machine's load
+        # during the benchmark does not always favour the policy that runs first.
+        shift = index % len(POLICIES)
+        for policy in POLICIES[shift:] + POLICIES[:shift]:
             runs.append(run_study(settings, policy, seed))
             if args.output == "table":
                 last = runs[-1]
