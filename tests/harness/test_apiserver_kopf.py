@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import kopf
 import kubernetes.config.kube_config
 import pytest
 from kopf.testing import KopfRunner
@@ -46,6 +48,20 @@ OPERATOR = textwrap.dedent("""
 
 
 @pytest.fixture
+def registry() -> Iterator[kopf.OperatorRegistry]:
+    """A registry of the test operator's own, the process's default one restored afterwards: when a test before ran
+    kubetune's operator in this process, the default registry also holds kubetune's handlers, whose start-up needs
+    kubetune's memo (it retried every 60 s, so these tests timed out after another test module)."""
+    default = kopf.get_default_registry()
+    fresh = kopf.OperatorRegistry()
+    kopf.on.login(registry=fresh)(kopf.login_via_client)  # the default registry's fallback login
+    try:
+        yield fresh
+    finally:
+        kopf.set_default_registry(default)
+
+
+@pytest.fixture
 def operator_file(tmp_path: Path) -> Path:
     path = tmp_path / "operator.py"
     path.write_text(OPERATOR)
@@ -54,12 +70,13 @@ def operator_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("scope", [["-A"], ["-n", "default"], ["-n", "def*"]], ids=["cluster", "namespace", "glob"])
 def test_kopf_handlers_run_and_their_status_patches_land(api: TestAPIServer, kubeconfig: Path, operator_file: Path,
-                                                         monkeypatch: pytest.MonkeyPatch, scope: list[str]) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch, scope: list[str],
+                                                         registry: kopf.OperatorRegistry) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     # The client reads $KUBECONFIG once, at import; kopf logs in through it.
     monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
     api.create(WIDGETS_CRD)
-    with KopfRunner(["run", *scope, "--standalone", str(operator_file)], timeout=60) as runner:
+    with KopfRunner(["run", *scope, "--standalone", str(operator_file)], timeout=60, registry=registry) as runner:
         api.create({"apiVersion": "harness.kubetune.dev/v1", "kind": "Widget",
                     "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 3}})
         done = wait_for(lambda: (w := api.get("widgets", "w1")) and w.get("status", {}).get("doubled") == 6 and w,
@@ -82,12 +99,13 @@ def test_kopf_handlers_run_and_their_status_patches_land(api: TestAPIServer, kub
 
 
 def test_kopf_rides_out_injected_server_errors(api: TestAPIServer, kubeconfig: Path, operator_file: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               registry: kopf.OperatorRegistry) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
     api.create(WIDGETS_CRD)
     fault = api.inject_fault("PATCH", r"/widgets/", 500, probability=1.0, times=2)
-    with KopfRunner(["run", "-A", "--standalone", str(operator_file)], timeout=60) as runner:
+    with KopfRunner(["run", "-A", "--standalone", str(operator_file)], timeout=60, registry=registry) as runner:
         api.create({"apiVersion": "harness.kubetune.dev/v1", "kind": "Widget",
                     "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 4}})
         wait_for(lambda: (w := api.get("widgets", "w1")) and w.get("status", {}).get("doubled") == 8,

@@ -9,7 +9,7 @@ from typing import Any
 
 from kubetune.core import Event
 from kubetune.operator.metrics import OperatorMetrics
-from kubetune.operator.reconcile import reconcile
+from kubetune.operator.reconcile import JobMemory, quiet_pass, reconcile
 from kubetune.operator.settings import OperatorSettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,3 +97,34 @@ def test_failed_pod_triggers_gang_restart_and_metrics() -> None:
     decided = reconcile(body(status=status), pods, True, adapter, SETTINGS, NOW, metrics)
     assert decided.status["phase"] == "Restarting" and adapter.deleted == ["j-w0-a0"]
     assert metrics.restarted.labels(reason="WorkerFailed")._value.get() == 2
+
+
+def test_a_quiet_pass_is_decided_without_the_adapter_exactly_when_reconcile_would_make_no_request() -> None:
+    adapter = MemoryAdapter()
+    metrics = OperatorMetrics()
+    memory = JobMemory()
+    assert quiet_pass(body(), [], False, SETTINGS, NOW, metrics, memory) is None  # the service and pods are missing
+    first = reconcile(body(), [], False, adapter, SETTINGS, NOW, metrics, memory)
+    # The pods just created are expected (the index lags): nothing to do but write the worker summary once seen.
+    assert quiet_pass(body(status=dict(first.status)), [], True, SETTINGS, NOW, metrics, memory) is not None
+    pods = adapter.pods()
+    assert quiet_pass(body(status=dict(first.status)), pods, True, SETTINGS, NOW, metrics, memory) is None
+    seen = reconcile(body(status=dict(first.status)), pods, True, adapter, SETTINGS, NOW, metrics, memory)
+    requests = (len(adapter.objects), len(adapter.status_patches), len(adapter.events))
+    quiet = quiet_pass(body(status=dict(seen.status)), pods, True, SETTINGS, NOW, metrics, memory)
+    assert quiet is not None and quiet.status == seen.status and not quiet.events and not memory.replan
+    assert (len(adapter.objects), len(adapter.status_patches), len(adapter.events)) == requests
+    study = body(tuning={"parameters": {}})
+    assert quiet_pass(study, [], True, SETTINGS, NOW, metrics, JobMemory()) is None  # studies always go to a thread
+
+
+def test_the_parse_is_reused_until_what_it_reads_changes() -> None:
+    memory = JobMemory()
+    job = memory.parse(body())
+    written = body(status={"phase": "Running"})
+    written["metadata"].update(resourceVersion="7", finalizers=["kubetune.dev/finalizer"])
+    assert memory.parse(written) is job
+    relabelled = body()
+    relabelled["metadata"]["labels"] = {"team": "a"}
+    assert memory.parse(relabelled).labels == {"team": "a"}
+    assert memory.parse(body(workers=4)).spec.parallelism.workers == 4

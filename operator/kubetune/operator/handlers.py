@@ -4,12 +4,16 @@ Decides: only wiring. Indexes hold each job's pods and services by the ``kubetun
 TrainingJob re-plans from scratch whenever its pods or the job change and at least every ``resync_seconds`` while the
 job is not finished (level-triggered; a finished job with nothing left to do waits for its next change); the work of a
 pass is :func:`kubetune.operator.reconcile.reconcile`, run in a worker thread because the adapter's client blocks, with
-the job's :class:`~kubetune.operator.reconcile.JobMemory` (what this process's earlier passes did to it). At most
-``PARALLEL_PASSES`` passes run at once and each takes its snapshot of the indexes when it starts, so that the events
-that arrive while a job waits for a thread or while its pass runs coalesce into one more pass; the watch event of the
+the job's :class:`~kubetune.operator.reconcile.JobMemory` (what this process's earlier passes did to it). A pass that
+would make no request (:func:`~kubetune.operator.reconcile.quiet_pass`: a watch event that changes nothing the plan
+acts on) is decided on the event loop instead, without the hop to a thread and back. At most ``PARALLEL_PASSES``
+passes run in threads at once and each takes its snapshot of the indexes when it starts, so that the events that
+arrive while a job waits for a thread or while its pass runs coalesce into one more pass; the watch event of the
 job's own status patch wakes nobody (it brings nothing the memory does not hold). The index and wake-up handlers are
 coroutines, so kopf runs them on its event loop instead of handing each watch event to a thread. kopf's finalizer and
-annotations live under ``kubetune.dev``.
+annotations live under ``kubetune.dev``. There are no change handlers (``on.create``/``update``/``delete``/``resume``):
+nothing reads kopf's diff base, so kopf is not made to deep-copy every watched body twice per event to build one
+(:class:`EssenceFreeDiffBase`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from typing import Any
 import kopf
 
 from kubetune.api import GROUP, PLURAL, VERSION
-from kubetune.core.study import STUDY_LABEL
+from kubetune.core import Plan
+from kubetune.core.study import STUDY_LABEL, StudyPlan
 from kubetune.operator.adapter import KubernetesAdapter
 from kubetune.operator.metrics import OperatorMetrics
-from kubetune.operator.reconcile import JobMemory, reconcile
+from kubetune.operator.reconcile import JobMemory, quiet_pass, reconcile
 from kubetune.operator.settings import JOB_LABEL, OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -56,26 +61,47 @@ def _wake(namespace: str | None, name: str | None) -> None:
 
 
 def _pod_snapshot(body: kopf.Body) -> dict[str, Any]:
+    raw = dict(body)  # the watched JSON itself: kopf's views resolve their path again on every access
+    metadata = raw.get("metadata") or {}
     return {
         "metadata": {
-            "name": body.metadata.name,
-            "namespace": body.metadata.namespace,
-            "labels": dict(body.metadata.labels),
-            "annotations": dict(body.metadata.annotations),
-            "deletionTimestamp": body.metadata.get("deletionTimestamp"),
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "labels": dict(metadata.get("labels") or {}),
+            "annotations": dict(metadata.get("annotations") or {}),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
         },
-        "spec": {"nodeName": body.spec.get("nodeName")},
-        "status": dict(body.status),
+        "spec": {"nodeName": (raw.get("spec") or {}).get("nodeName")},
+        "status": dict(raw.get("status") or {}),
     }
+
+
+class EssenceFreeDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff base, whose freshly built essence is empty.
+
+    kopf builds the essence of every watched body on every event (a deep copy of the body, then another to clear
+    its progress annotations) only to diff it with the stored one: the diff feeds change handlers, and daemons and
+    timers learn only whether it is empty. Without change handlers nothing is ever stored, so the diff is never
+    empty either way; an empty essence keeps that and costs nothing. Only for a registry without change handlers
+    (:func:`configure` checks).
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
+def _has_change_handlers(registry: kopf.OperatorRegistry) -> bool:
+    return bool(registry._changing.get_all_handlers())
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    storage = kopf.AnnotationsDiffBaseStorage
+    if not _has_change_handlers(kopf.get_default_registry()):
+        storage = EssenceFreeDiffBase
+    settings.persistence.diffbase_storage = storage(prefix=GROUP, key="last-handled-configuration")
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 10
@@ -109,6 +135,11 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def pods_by_job(
     body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[Key, dict[str, Any]]:
+    """A pod's snapshot in its job's index; it also wakes the job's loop. kopf stores what an index handler returns
+    before any other task runs (nothing between the coroutine's return and the store suspends), so the pass this
+    wakes sees the pod as the event left it, and the event needs no second handler (kopf's handling of an
+    ``on.event`` handler costs more than the wake-up itself)."""
+    _wake(namespace, labels[JOB_LABEL])
     return {(str(namespace), labels[JOB_LABEL]): _pod_snapshot(body)}
 
 
@@ -138,7 +169,12 @@ async def wake_study_on_trial(namespace: str | None, labels: Mapping[str, str], 
     _wake(namespace, labels.get(STUDY_LABEL))
 
 
-@kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT}, id="wake-on-pod")
+def _deleted(**kwargs: Any) -> bool:
+    """A deleted pod leaves its index without a call to the index handler: only its DELETED event wakes the job."""
+    return bool(kwargs.get("type") == "DELETED")
+
+
+@kopf.on.event("pods", labels={JOB_LABEL: kopf.PRESENT}, id="wake-on-pod", when=_deleted)
 async def wake_on_pod(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     _wake(namespace, labels.get(JOB_LABEL))
 
@@ -168,28 +204,39 @@ async def run_job(
     try:
         while not stopped:
             idle = False
-            async with memo.passes:  # the snapshot is taken when a worker thread is free: never stale in a queue
+            try:
                 loop.wakeup.clear()
-                pods = [dict(pod) for pod in pods_by_job.get(key, [])]
-                has_service = bool(list(services_by_job.get(key, [])))
-                trials = [dict(trial) for trial in trials_by_study.get(key, [])]
-                try:
-                    decided = await asyncio.get_running_loop().run_in_executor(
-                        memo.pass_threads,
-                        reconcile,
-                        dict(body),
-                        pods,
-                        has_service,
-                        memo.adapter,
-                        settings,
-                        datetime.now(UTC),
-                        memo.metrics,
-                        loop.memory,
-                        trials,
-                    )
-                    idle = decided.terminal and not decided.actions
-                except Exception:
-                    logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
+                decided: Plan | StudyPlan | None = quiet_pass(
+                    dict(body),
+                    [dict(pod) for pod in pods_by_job.get(key, [])],
+                    bool(list(services_by_job.get(key, []))),
+                    settings,
+                    datetime.now(UTC),
+                    memo.metrics,
+                    loop.memory,
+                )
+                if decided is None:  # it makes requests: a thread's pass
+                    async with memo.passes:  # the snapshot is taken when a thread is free: never stale in a queue
+                        loop.wakeup.clear()
+                        pods = [dict(pod) for pod in pods_by_job.get(key, [])]
+                        has_service = bool(list(services_by_job.get(key, [])))
+                        trials = [dict(trial) for trial in trials_by_study.get(key, [])]
+                        decided = await asyncio.get_running_loop().run_in_executor(
+                            memo.pass_threads,
+                            reconcile,
+                            dict(body),
+                            pods,
+                            has_service,
+                            memo.adapter,
+                            settings,
+                            datetime.now(UTC),
+                            memo.metrics,
+                            loop.memory,
+                            trials,
+                        )
+                idle = decided.terminal and not decided.actions
+            except Exception:
+                logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
             if loop.memory.replan:
                 continue  # it moved the phase or attempt: plan again at once (its own watch event wakes nobody)
             woken = asyncio.ensure_future(loop.wakeup.wait())

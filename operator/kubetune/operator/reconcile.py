@@ -9,12 +9,15 @@ A pass can run before the watches show what the previous pass did (its status pa
 :class:`JobMemory` per job, kept by the caller, covers that window, as Kubernetes controllers' expectations do: the
 status last written stands in for the job's own until the watch brings a newer version of the job (so the same
 transition is neither planned twice, with a second Event, nor written twice), and the children created or deleted
-are not created or deleted again until the indexes show them or ``EXPECTATION_SECONDS`` pass.
+are not created or deleted again until the indexes show them or ``EXPECTATION_SECONDS`` pass. The memory also keeps
+the last parse of the job, reused while nothing that parsing reads has changed (a status patch or a new
+resourceVersion alone does not re-parse the spec).
 Imports no kopf (the handlers call it) and talks to the API only through the adapter it is given.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -41,6 +44,9 @@ EXPECTATION_SECONDS = 15.0
 # another at once. The others (worker summaries, metrics, progress) only describe what the watches will bring anyway.
 DECISIVE_KEYS = ("phase", "attempt")
 TERMINAL = ("Succeeded", "Failed", "Stopped")
+# Metadata that changes with writes and that the parsed job does not use (only its copy of the manifest holds it):
+# it does not call for a new parse.
+_VOLATILE_METADATA = frozenset({"resourceVersion", "managedFields", "finalizers"})
 
 
 class Adapter(Protocol):
@@ -77,6 +83,7 @@ class JobMemory:
     expected: dict[str, float] = field(default_factory=dict)  # "Kind/name" created -> monotonic deadline
     deleted: dict[str, float] = field(default_factory=dict)  # pod name deleted -> monotonic deadline
     study: StudyMemory | None = None  # a study's opened Optuna objects
+    parsed: tuple[Any, TrainingJob | list[Problem]] | None = None  # (what parsing read, the job or its problems)
     replan: bool = False  # the last pass moved the job's phase or attempt: plan again at once (it may go on)
 
     def current_status(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +106,25 @@ class JobMemory:
             self.written_rv = str((answer.get("metadata") or {}).get("resourceVersion") or "") or None
         else:
             self.status, self.written_rv = dict(status), None
+
+    def parse(self, body: Mapping[str, Any]) -> TrainingJob:
+        """:func:`kubetune.api.parse` of the job, again only when its input changed; raises its SpecError."""
+        metadata = body.get("metadata") or {}
+        key = (
+            body.get("apiVersion"),
+            body.get("kind"),
+            body.get("spec"),
+            {k: v for k, v in metadata.items() if k not in _VOLATILE_METADATA},
+        )
+        if self.parsed is None or self.parsed[0] != key:
+            try:
+                self.parsed = (copy.deepcopy(key), parse(dict(body)))
+            except SpecError as error:
+                self.parsed = (copy.deepcopy(key), error.problems)
+        outcome = self.parsed[1]
+        if isinstance(outcome, list):
+            raise SpecError(outcome)
+        return outcome
 
     def is_written(self, rv: str | None) -> bool:
         """Whether a job version is the one this process's last status patch produced (its watch event brings
@@ -162,6 +188,76 @@ def _plan_valid(
     return plan(job, Observed(workers, status, settings.prices), now)
 
 
+def _observe(
+    pods: Iterable[Mapping[str, Any]], has_service: bool, name: str, memory: JobMemory
+) -> tuple[WorkerObservation, ...]:
+    """The workers the indexed pods stand for (and what they show of the memory's expectations)."""
+    workers = tuple(w for w in (observe_pod(pod) for pod in pods) if w is not None)
+    memory.observed((w.name for w in workers), has_service, name)
+    return workers
+
+
+def _requests(
+    job: TrainingJob, status: Mapping[str, Any], has_service: bool, settings: OperatorSettings, memory: JobMemory
+) -> bool:
+    """Whether :func:`_plan_valid` would make a request before planning: create the Service, start the MLflow run
+    (the conditions of :func:`kubetune.tracking.ensure_run`)."""
+    if status.get("phase") in TERMINAL:
+        return False
+    if not has_service and not memory.pending(memory.expected, f"Service/{job.name}"):
+        return True
+    uri = job.spec.tracking.tracking_uri or settings.tracking_uri
+    return bool(job.spec.tracking.enabled and uri and tracking.RunRef.from_dict(status.get("mlflow")) is None)
+
+
+def _acts(action: object, job: TrainingJob | None, memory: JobMemory) -> bool:
+    """Whether :func:`reconcile` would carry ``action`` out now (not already done by an earlier pass)."""
+    if isinstance(action, CreateWorker):
+        return job is not None and not memory.pending(memory.expected, f"Pod/{action.name}")
+    if isinstance(action, DeleteWorker):
+        return not memory.pending(memory.deleted, action.name)
+    return True
+
+
+def quiet_pass(
+    body: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    has_service: bool,
+    settings: OperatorSettings,
+    now: datetime,
+    metrics: OperatorMetrics | None,
+    memory: JobMemory,
+) -> Plan | None:
+    """The pass of :func:`reconcile` over the same world when it would make no request at all — nothing to create
+    or delete, no Event, no status change — done here without an adapter (cheap enough for the caller's event
+    loop); None when it would make one (then run :func:`reconcile`) or the job is a study."""
+    if (body.get("spec") or {}).get("tuning") is not None:
+        return None
+    metadata = body.get("metadata", {})
+    namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+    status = memory.current_status(body)
+    previous = dict(status)
+    workers = _observe(pods, has_service, name, memory)
+    job: TrainingJob | None
+    try:
+        job = memory.parse(body)
+    except SpecError as error:
+        decided = plan_invalid(int(metadata.get("generation") or 1), error.problems, Observed(workers, status), now)
+        job = None
+    else:
+        if _requests(job, status, has_service, settings, memory):
+            return None
+        decided = plan(job, Observed(workers, status, settings.prices), now)
+    if decided.events or _changes(previous, decided.status) or any(_acts(a, job, memory) for a in decided.actions):
+        return None
+    memory.replan = False
+    if metrics is not None:
+        metrics.observe(
+            (namespace, name), str(decided.status.get("phase")), (), job.spec.parallelism.workers if job else 0
+        )
+    return decided
+
+
 def reconcile(
     body: Mapping[str, Any],
     pods: Iterable[Mapping[str, Any]],
@@ -193,11 +289,10 @@ def reconcile(
             if metrics is not None:
                 metrics.observe((namespace, name), str(study.status.get("phase")), (), 0)
             return study
-    workers = tuple(w for w in (observe_pod(pod) for pod in pods) if w is not None)
-    memory.observed((w.name for w in workers), has_service, name)
+    workers = _observe(pods, has_service, name, memory)
     job: TrainingJob | None
     try:
-        job = parse(dict(body))
+        job = memory.parse(body)
     except SpecError as error:
         decided = plan_invalid(int(metadata.get("generation") or 1), error.problems, Observed(workers, status), now)
         job = None
@@ -251,7 +346,7 @@ def _study_pass(
 ) -> StudyPlan | None:
     """A study's pass; None when the spec is invalid (the gang path then fails it with InvalidSpec)."""
     try:
-        job = parse(dict(body))
+        job = memory.parse(body)
     except SpecError:
         return None
     if status.get("phase") in ("Succeeded", "Failed") and memory.study is None:

@@ -112,6 +112,7 @@ class _Target:
 
 
 _DONE = object()
+_LINES_KEPT = 512  # encoded watch lines kept for the other watches of the same resource
 
 
 class _Emulator(kmock.KubernetesEmulator):
@@ -133,6 +134,8 @@ class _Emulator(kmock.KubernetesEmulator):
         self.log_roots: list[Path] = []
         self.closing = False
         self._requests = collections.deque(maxlen=request_log)  # type: ignore[assignment]  # kmock's log, bounded
+        # The latest watch lines, by (id of the event, type sent, apiVersion), with their event (watches only).
+        self._lines: collections.OrderedDict[tuple[int, str, str], tuple[WatchEvent, bytes]] = collections.OrderedDict()
         self._served = 0
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -250,7 +253,7 @@ class _Emulator(kmock.KubernetesEmulator):
                     }
                 )
             if method == "POST":
-                created = store.create(info, target.namespace, _body(request))
+                created = store.create(info, target.namespace, _body(request), owned=True)
                 return aiohttp.web.json_response(_present(info, created), status=201)
             if method == "DELETE":
                 selector = Selector.parse(params.get("labelSelector"), params.get("fieldSelector"))
@@ -301,7 +304,7 @@ class _Emulator(kmock.KubernetesEmulator):
                 )
             return aiohttp.web.json_response(_present(info, obj))
         if method == "PUT":
-            replaced = store.replace(info, target.namespace, name, _body(request), sub)
+            replaced = store.replace(info, target.namespace, name, _body(request), sub, owned=True)
             return aiohttp.web.json_response(_present(info, replaced))
         if method == "PATCH":
             return aiohttp.web.json_response(_present(info, self._patch(request, target)))
@@ -335,8 +338,8 @@ class _Emulator(kmock.KubernetesEmulator):
             except ApiError as error:
                 if error.code != 404:
                     raise
-                return store.create(info, target.namespace, patch)
-            return store.replace(info, target.namespace, name, _merged(current, patch), target.subresource)
+                return store.create(info, target.namespace, patch, owned=True)
+            return store.replace(info, target.namespace, name, _merged(current, patch), target.subresource, owned=True)
         patch = _body(request, allow_list=True)
         current = store.get(info, target.namespace, name)
         if content_type == "application/json-patch+json":
@@ -361,7 +364,7 @@ class _Emulator(kmock.KubernetesEmulator):
             )
         if not isinstance(updated, dict):
             raise ApiError(422, "the patch does not result in an object")
-        return store.replace(info, target.namespace, name, updated, target.subresource)
+        return store.replace(info, target.namespace, name, updated, target.subresource, owned=True)
 
     # -- watching -------------------------------------------------------------------------------------------------
 
@@ -370,10 +373,16 @@ class _Emulator(kmock.KubernetesEmulator):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
 
+        loop_thread = threading.get_ident()
+
         def listener(event: WatchEvent) -> None:
-            if event.key == info.key:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            if event.key != info.key:
+                return
+            if threading.get_ident() == loop_thread:  # a write of this server's own requests: no need to wake it
+                loop.call_soon(queue.put_nowait, event)  # (queued behind any thread's events: rv order is kept)
+                return
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
+                loop.call_soon_threadsafe(queue.put_nowait, event)
 
         rv_param = params.get("resourceVersion")
         if rv_param and not rv_param.isdigit():
@@ -393,8 +402,9 @@ class _Emulator(kmock.KubernetesEmulator):
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         deadline = loop.time() + timeout if timeout else None
         try:
-            for event in backlog:
-                await self._send(response, event, target, selector, as_table)
+            shown = [line for line in (self._line(e, target, selector, as_table) for e in backlog) if line is not None]
+            if shown:
+                await response.write(b"".join(shown))
             if bookmarks and params.get("sendInitialEvents") in ("1", "true", "True"):
                 await _write(response, _bookmark(info, self.store.resource_version, initial_events_end=True))
             while not self.closing:
@@ -403,16 +413,33 @@ class _Emulator(kmock.KubernetesEmulator):
                     wait = min(wait, deadline - loop.time())
                     if wait <= 0:
                         break
-                try:
-                    item = await asyncio.wait_for(queue.get(), timeout=wait)
-                except TimeoutError:
-                    if bookmarks:
-                        await _write(response, _bookmark(info, self.store.resource_version))
-                    continue
-                if item is _DONE:
+                if queue.empty():
+                    try:
+                        first = await asyncio.wait_for(queue.get(), timeout=wait)
+                    except TimeoutError:
+                        if bookmarks:
+                            await _write(response, _bookmark(info, self.store.resource_version))
+                        continue
+                else:
+                    first = queue.get_nowait()
+                # Everything queued by now goes out in one write (the same bytes as one write per event).
+                batch = [first]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                lines: list[bytes] = []
+                done = False
+                for item in batch:
+                    if item is _DONE:
+                        done = True
+                        break
+                    assert isinstance(item, WatchEvent)
+                    line = self._line(item, target, selector, as_table)
+                    if line is not None:
+                        lines.append(line)
+                if lines:
+                    await response.write(b"".join(lines))
+                if done:
                     break
-                assert isinstance(item, WatchEvent)
-                await self._send(response, item, target, selector, as_table)
             await response.write_eof()
         except ConnectionResetError:
             pass  # the client went away
@@ -421,28 +448,34 @@ class _Emulator(kmock.KubernetesEmulator):
             self.watch_queues.discard(queue)
         return response
 
-    async def _send(
-        self,
-        response: aiohttp.web.StreamResponse,
-        event: WatchEvent,
-        target: _Target,
-        selector: Selector,
-        as_table: bool,
-    ) -> None:
+    def _line(self, event: WatchEvent, target: _Target, selector: Selector, as_table: bool) -> bytes | None:
+        """The watch stream's line for ``event``, or None when this watch does not show it."""
         obj, old = event.obj, event.old
         if target.namespace and target.info.namespaced and obj["metadata"].get("namespace") != target.namespace:
-            return
+            return None
         type_ = event.type
         if not selector.matches(obj):
             if type_ == "MODIFIED" and old is not None and selector.matches(old):
                 type_ = "DELETED"  # it left the selection, as the real watch cache reports it
             else:
-                return
+                return None
         elif type_ == "MODIFIED" and old is not None and not selector.matches(old):
             type_ = "ADDED"
         shown = _present(target.info, obj)
-        body = table(target.info, [shown], obj["metadata"]["resourceVersion"], _now()) if as_table else shown
-        await _write(response, {"type": type_, "object": body})
+        if as_table:
+            return _encoded(
+                {"type": type_, "object": table(target.info, [shown], obj["metadata"]["resourceVersion"], _now())}
+            )
+        # Every watch of the resource sends the same line: encoded once (the event is kept: its id stays its own).
+        key = (id(event), type_, target.info.api_version)
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is event:
+            return cached[1]
+        line = _encoded({"type": type_, "object": shown})
+        self._lines[key] = (event, line)
+        if len(self._lines) > _LINES_KEPT:
+            self._lines.popitem(last=False)
+        return line
 
     def _log(self, pod: Obj, tail: str | None) -> str:
         """The fake kubelet's log of the pod (``<root>/pods/<namespace>/<name>-<uid[:8]>/log.txt``), if any."""
@@ -509,8 +542,12 @@ def _bookmark(info: ResourceInfo, rv: int, *, initial_events_end: bool = False) 
     return {"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}}
 
 
+def _encoded(event: Obj) -> bytes:
+    return json.dumps(event).encode() + b"\n"
+
+
 async def _write(response: aiohttp.web.StreamResponse, event: Obj) -> None:
-    await response.write(json.dumps(event).encode() + b"\n")
+    await response.write(_encoded(event))
 
 
 def _body(request: kmock.Request, allow_list: bool = False) -> Any:

@@ -244,9 +244,10 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------------------------------
 
-    def create(self, info: ResourceInfo, namespace: str | None, body: Obj) -> Obj:
+    def create(self, info: ResourceInfo, namespace: str | None, body: Obj, *, owned: bool = False) -> Obj:
+        """POST. ``owned``: the caller hands ``body`` over (freshly decoded, used nowhere else): kept without a copy."""
         with self._lock:
-            obj = copy.deepcopy(body)
+            obj = body if owned else copy.deepcopy(body)
             meta = obj.setdefault("metadata", {})
             if not isinstance(meta, dict):
                 raise ApiError(400, "metadata must be an object")
@@ -348,7 +349,7 @@ class Store:
         """Custom resources: defaulted, pruned and validated against the served version's schema."""
         if info.schema is None:
             return obj
-        defaulted = structural.apply_defaults(obj, info.schema)
+        defaulted = structural.apply_defaults(_without(obj, "metadata"), info.schema)  # metadata is put back below
         pruned = structural.prune(defaulted, info.schema)
         pruned["metadata"], pruned["apiVersion"], pruned["kind"] = obj["metadata"], obj["apiVersion"], obj["kind"]
         problems = structural.validate(_without(pruned, "metadata"), info.schema, unknown="keep")
@@ -366,10 +367,20 @@ class Store:
         return checked
 
     def replace(
-        self, info: ResourceInfo, namespace: str | None, name: str, body: Obj, subresource: str | None = None
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        subresource: str | None = None,
+        *,
+        owned: bool = False,
     ) -> Obj:
-        """PUT, and the final step of every PATCH: ``body`` is the whole new object."""
-        return self._replace(info, namespace, name, body, subresource)
+        """PUT, and the final step of every PATCH: ``body`` is the whole new object. ``owned``: the caller hands
+        ``body`` over, and nothing in it is shared but with stored objects (a freshly decoded body, or a merge patch's
+        result, which shares the parts it does not touch with the stored object): it is kept without a copy, as
+        stored objects are never changed in place."""
+        return self._replace(info, namespace, name, body, subresource, owned=owned)
 
     def bind(self, namespace: str, name: str, node: str) -> Obj:
         """The ``pods/binding`` subresource: the only way to set a pod's nodeName."""
@@ -382,16 +393,16 @@ class Store:
                 )
             if pod["metadata"].get("deletionTimestamp"):
                 raise ApiError(409, f"pod {name} is being deleted, cannot be assigned to a host", reason="Conflict")
-            bound = copy.deepcopy(pod)
-            bound["spec"]["nodeName"] = node
+            # Copied on write: the new version shares what the binding does not change with the stored one.
+            bound = {**pod, "metadata": dict(pod["metadata"]), "spec": {**pod.get("spec", {}), "nodeName": node}}
             # As kube-apiserver's binding storage does: nodeName and PodScheduled=True in one write.
-            status = bound.setdefault("status", {})
+            status = bound["status"] = dict(pod.get("status") or {})
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
             status["conditions"] = [
                 *conditions,
                 {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": utc_now()},
             ]
-            return self._replace(info, namespace, name, bound, None, binding=True)
+            return self._replace(info, namespace, name, bound, None, binding=True, owned=True)
 
     def _replace(
         self,
@@ -402,6 +413,7 @@ class Store:
         subresource: str | None,
         *,
         binding: bool = False,
+        owned: bool = False,
     ) -> Obj:
         with self._lock:
             old = self.get(info, namespace, name)
@@ -432,12 +444,12 @@ class Store:
                 # shares all but its metadata and status with the old one instead of deep-copying it.
                 new = {**old, "metadata": dict(old["metadata"])}
                 if "status" in body:
-                    new["status"] = copy.deepcopy(body["status"])
+                    new["status"] = body["status"] if owned else copy.deepcopy(body["status"])
                 else:
                     new.pop("status", None)
                 new = self._validated(info, new)
             else:
-                new = copy.deepcopy(body)
+                new = {**body, "metadata": dict(body.get("metadata") or {})} if owned else copy.deepcopy(body)
                 new["apiVersion"], new["kind"] = info.api_version, info.kind
                 new_meta = new.setdefault("metadata", {})
                 for field in (

@@ -35,6 +35,7 @@ import ctypes
 import datetime
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -61,6 +62,25 @@ STATUS_SYNC_SECONDS = 0.2  # how long a started container may run before its Run
 def _die_with_kubelet() -> None:  # pragma: no cover - runs in the child between fork and exec
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_SETPRIV = shutil.which("setpriv")  # util-linux: sets PR_SET_PDEATHSIG, then execs the command in the same process
+
+
+def _with_death_signal(argv: list[str], env: Mapping[str, str]) -> tuple[list[str], Callable[[], None] | None]:
+    """How to start ``argv`` so that the kernel kills it with SIGKILL when the kubelet's thread dies: through
+    ``setpriv --pdeathsig KILL`` (same process, same argv to exec), so that the child is started with vfork, or else
+    with a preexec_fn, which forces a full fork of the kubelet (2 ms of the kubelet's CPU a pod instead of 0.4 ms). A
+    command that is not found on the pod's PATH, or a relative path, keeps the preexec_fn, so that it fails to start as
+    it always did (OSError, hence StartError) instead of inside setpriv."""
+    if _SETPRIV is None or not argv:
+        return argv, _die_with_kubelet
+    command = argv[0]
+    if "/" in command and not os.path.isabs(command):
+        return argv, _die_with_kubelet
+    if shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        return argv, _die_with_kubelet
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv], None
 
 
 def _now() -> str:
@@ -625,15 +645,16 @@ class FakeKubelet:
             started_at = _now()
             with running.log.open("ab") as log:
                 try:
+                    argv, preexec = _with_death_signal(local.argv, local.env)
                     running.process = await asyncio.create_subprocess_exec(
-                        *local.argv,
+                        *argv,
                         env=local.env,
                         cwd=str(pod_dir),
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=log,
                         stderr=asyncio.subprocess.STDOUT,
                         start_new_session=True,
-                        preexec_fn=_die_with_kubelet,
+                        preexec_fn=preexec,
                     )
                 except OSError as error:
                     await self._finish(running, 128, "StartError", str(error), started_at)
