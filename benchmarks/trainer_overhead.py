@@ -2,8 +2,17 @@
 
 Both loops train the same model on the same in-memory synthetic tensors with the same batch order, optimizer and
 precision. The kubetune side is the real hot loop, ``Trainer.train_steps(n)``, with heartbeats going to a file
-sink and checkpoints at the default interval (so epoch ends, evaluation and checkpoint writes are included).
-After a warm-up, the two alternate ``--repeats`` times (ABBA order); the medians are printed.
+sink and checkpoints at the default interval (every 100 steps and at epoch ends: the snapshot on the training
+thread, the background write and commit on the writer thread, both inside the timed window).
+
+What counts as overhead is kubetune's machinery: heartbeats, checkpoints, the loss and metric bookkeeping, the
+stop and checkpoint checks of every step. The work any training loop does once an epoch is not: the bare loop
+also draws a new shuffle per epoch (the trainer's order, seed + epoch) and runs the same validation pass at every
+epoch end (the same validation tensors, in batches of the trainer's ``EVAL_BATCH``, eval mode, loss and accuracy
+read back to the host), so both sides time the same training recipe.
+
+After a warm-up, the two alternate ``--repeats`` times (ABBA order, so load drift favours neither); the medians
+are printed, with the load average before and after (the figures are only comparable on a quiet machine).
 
     python benchmarks/trainer_overhead.py --model mlp
     python benchmarks/trainer_overhead.py --model transformer --device cuda --precision bf16 --compile --mfu
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -22,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.models import build_model, count_parameters
-from kubetune_trainer.train import Trainer
+from kubetune_trainer.train import EVAL_BATCH, Trainer
 
 
 def _sync(device: torch.device) -> None:
@@ -31,7 +41,7 @@ def _sync(device: torch.device) -> None:
 
 
 def bare_loop(trainer: Trainer, config: TrainerConfig) -> Callable[[int], None]:
-    """A plain PyTorch loop over the trainer's data tensors, nothing else."""
+    """A plain PyTorch loop over the trainer's data tensors: steps, a shuffle and a validation pass per epoch."""
     device = trainer.device
     torch.manual_seed(config.seed)
     data = trainer.data
@@ -47,21 +57,42 @@ def bare_loop(trainer: Trainer, config: TrainerConfig) -> Callable[[int], None]:
     forward: torch.nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
     x_all, y_all = trainer.train_x, trainer.train_y
+    val_x, val_y = data.val_x, data.val_y
     batch = config.batch_size
     batches = len(y_all) // batch
-    generator = torch.Generator().manual_seed(config.seed)
-    order = torch.randperm(len(y_all), generator=generator)[: batches * batch].view(batches, batch).to(device)
     autocast: Callable[[], contextlib.AbstractContextManager[object]] = (
         (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
         if config.precision == "bf16"
         else contextlib.nullcontext
     )
-    position = 0
+
+    def shuffle(epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(config.seed + epoch)
+        return torch.randperm(len(y_all), generator=generator)[: batches * batch].view(batches, batch).to(device)
+
+    @torch.no_grad()
+    def validate() -> tuple[float, float]:
+        model.eval()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        for start in range(0, len(val_y), EVAL_BATCH):
+            xb = val_x[start : start + EVAL_BATCH].to(device)
+            yb = val_y[start : start + EVAL_BATCH].to(device).flatten()
+            with autocast():
+                logits = model(xb)
+            flat = logits.flatten(0, -2).float()
+            loss_sum += F.cross_entropy(flat, yb, reduction="sum")
+            correct += (flat.argmax(dim=1) == yb).sum()
+        model.train()
+        return float(loss_sum) / val_y.numel(), float(correct) / val_y.numel()
+
+    epoch, position = 0, 0
+    order = shuffle(epoch)
 
     def run(steps: int) -> None:
-        nonlocal position
+        nonlocal epoch, position, order
         for _ in range(steps):
-            indices = order[position % batches]
+            indices = order[position]
             position += 1
             x, y = x_all[indices], y_all[indices]
             optimizer.zero_grad(set_to_none=True)
@@ -69,6 +100,10 @@ def bare_loop(trainer: Trainer, config: TrainerConfig) -> Callable[[int], None]:
                 loss = F.cross_entropy(forward(x).flatten(0, -2).float(), y.flatten())
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
+            if position == batches:  # epoch end: validate, then the next epoch's order
+                validate()
+                epoch, position = epoch + 1, 0
+                order = shuffle(epoch)
 
     return run
 
@@ -100,6 +135,7 @@ def main() -> None:
     parser.add_argument("--peak-flops", type=float, default=989e12, help="peak bf16 FLOP/s (H100 SXM dense)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainerConfig(
             model_family=args.model,
@@ -128,6 +164,7 @@ def main() -> None:
             for rates, loop in order if repeat % 2 == 0 else order[::-1]:
                 rates.append(args.steps * args.batch / timed(loop, args.steps, device))
         trainer.close("FINISHED")
+    load_after = os.getloadavg()
 
     bare_rate, kube_rate = statistics.median(bare_rates), statistics.median(kube_rates)
     ratios = [k / b for k, b in zip(kube_rates, bare_rates, strict=True)]
@@ -141,6 +178,11 @@ def main() -> None:
     print(f"kubetune {kube_rate:12.1f} samples/s")
     print(
         f"ratio kubetune/bare {kube_rate / bare_rate:.3f} (median of per-repeat ratios {statistics.median(ratios):.3f})"
+    )
+    print(f"per-repeat ratios {' '.join(f'{r:.3f}' for r in ratios)}")
+    print(
+        f"load average (1/5/15 min) before {' '.join(f'{v:.2f}' for v in load_before)}, "
+        f"after {' '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} CPUs"
     )
     if args.mfu:
         if args.model != "transformer":

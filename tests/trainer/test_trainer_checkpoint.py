@@ -1,9 +1,13 @@
-"""Checkpoint layout: atomic commits, incomplete directories ignored, keep-N."""
+"""Checkpoint layout: atomic commits, incomplete directories ignored, keep-N; the background writer's guarantees."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 from kubetune_trainer import checkpoint
 
@@ -54,3 +58,95 @@ def test_one_file_per_stage(tmp_path: Path) -> None:
 
 def test_missing_root_has_no_checkpoint(tmp_path: Path) -> None:
     assert checkpoint.latest(tmp_path / "nowhere") is None
+
+
+class _GatedSave:
+    """Stands in for :func:`checkpoint.save` in the writer thread: blocks until released, optionally fails."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.error = error
+        self.real = checkpoint.save
+
+    def __call__(self, root: str, step: int, states: Mapping[int, Mapping[str, Any]], keep: int) -> Path:
+        self.started.set()
+        assert self.release.wait(timeout=30)
+        if self.error is not None:
+            raise self.error
+        return self.real(root, step, states, keep)
+
+
+def test_background_write_counts_as_completed_only_once_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _GatedSave()
+    monkeypatch.setattr(checkpoint, "save", gate)
+    writer = checkpoint.BackgroundWriter()
+    writer.submit(str(tmp_path), 4, {0: _state(4)}, keep=2)
+    assert gate.started.wait(timeout=30)
+    assert writer.completed is None and checkpoint.latest(tmp_path) is None
+    gate.release.set()
+    assert writer.wait() == 4
+    assert writer.completed == 4 and checkpoint.latest(tmp_path) == 4
+    writer.close()
+
+
+def test_the_snapshot_is_taken_at_submit_so_training_may_mutate_the_originals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _GatedSave()
+    monkeypatch.setattr(checkpoint, "save", gate)
+    weights = torch.full((3,), 1.0)
+    writer = checkpoint.BackgroundWriter()
+    writer.submit(str(tmp_path), 1, {0: {"model": {"w": weights}, "pair": (weights, 2)}}, keep=2)
+    weights.add_(41.0)  # the next optimizer step, while the write is still pending
+    gate.release.set()
+    writer.close()
+    loaded = checkpoint.load(tmp_path, 1, 0)
+    assert torch.equal(loaded["model"]["w"], torch.full((3,), 1.0))
+    assert torch.equal(loaded["pair"][0], torch.full((3,), 1.0)) and loaded["pair"][1] == 2
+
+
+def test_at_most_one_write_in_flight_the_next_submit_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = _GatedSave()
+    monkeypatch.setattr(checkpoint, "save", gate)
+    writer = checkpoint.BackgroundWriter()
+    writer.submit(str(tmp_path), 1, {0: _state(1)}, keep=5)
+    assert gate.started.wait(timeout=30)
+    second = threading.Thread(target=writer.submit, args=(str(tmp_path), 2, {0: _state(2)}, 5))
+    second.start()
+    second.join(timeout=0.3)
+    assert second.is_alive()  # blocked behind the first write, not queued beside it
+    gate.release.set()
+    second.join(timeout=30)
+    assert not second.is_alive()
+    assert writer.wait() == 2
+    assert checkpoint.complete_steps(tmp_path) == [1, 2]
+    writer.close()
+
+
+def test_a_failed_write_is_raised_by_the_next_wait_and_never_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _GatedSave(OSError("disk full"))
+    gate.release.set()
+    monkeypatch.setattr(checkpoint, "save", gate)
+    writer = checkpoint.BackgroundWriter()
+    writer.submit(str(tmp_path), 3, {0: _state(3)}, keep=2)
+    with pytest.raises(OSError, match="disk full"):
+        writer.wait()
+    assert writer.completed is None
+    writer.submit(str(tmp_path), 4, {0: _state(4)}, keep=2)
+    with pytest.raises(OSError, match="disk full"):  # ... and by the next submit's wait for its predecessor
+        writer.submit(str(tmp_path), 5, {0: _state(5)}, keep=2)
+    writer.close()
+
+
+def test_snapshot_shares_immutable_leaves_and_copies_tensors() -> None:
+    ints = tuple(range(625))
+    state = {"python": (3, ints, None), "t": torch.ones(2), "nested": [{"m": torch.zeros(1)}]}
+    copied = checkpoint.snapshot(state)
+    assert copied["python"][1] is ints
+    assert copied["t"] is not state["t"] and torch.equal(copied["t"], state["t"])
+    assert copied["nested"][0]["m"].data_ptr() != state["nested"][0]["m"].data_ptr()

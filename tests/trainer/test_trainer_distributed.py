@@ -80,6 +80,8 @@ def test_sigterm_to_one_rank_stops_both_at_the_same_step(tmp_path: Path, paralle
     assert [r["outcome"] for r in results] == ["preempted", "preempted"]
     step = results[0]["step"]
     assert step == results[1]["step"] == checkpoint.latest(tmp_path / "ckpt")
+    # Every rank names the checkpoint only once it is committed; with data parallelism rank 1 learns it from rank 0.
+    assert [r["checkpoint_step"] for r in results] == [step, step]
     # The spot notice leaves 15-120 s: the gang's checkpoint is complete within 5 s of the SIGTERM (the marker is
     # written last); tearing down the process group and the interpreters comes after it and is only bounded.
     marker = tmp_path / "ckpt" / f"step-{step:08d}" / "COMPLETE"

@@ -3,7 +3,12 @@
 Decides: ``<root>/step-<NNNNNNNN>/rank-<r>.pt`` plus a ``COMPLETE`` marker written last; a step directory is
 written under ``<root>/.tmp-step-<NNNNNNNN>`` (same parent, so the rename is atomic), every file fsynced, then
 renamed; directories without the marker are ignored; only the newest ``keep`` complete checkpoints survive.
-A single writer may write in a background thread (:class:`BackgroundWriter`) from a CPU snapshot.
+A single writer may write asynchronously (:class:`BackgroundWriter`, the shape of torch.distributed.checkpoint's
+``async_save``): the training thread only takes a CPU :func:`snapshot`, one long-lived writer thread serialises,
+writes and commits it; at most one write is in flight (the next submit waits for it: back-pressure, never a skipped
+checkpoint); a checkpoint counts as written (:attr:`BackgroundWriter.completed`) only once committed; a failed
+write's error is raised on the training thread by the next :meth:`~BackgroundWriter.submit` or
+:meth:`~BackgroundWriter.wait`, never dropped.
 What goes *into* a rank file (model, optimizer, RNG, sampler position) is the trainer's business.
 
 Must not import: torch.distributed (the trainer places barriers around :func:`prepare` / :func:`commit`),
@@ -94,51 +99,102 @@ def save(root: str | os.PathLike[str], step: int, states: Mapping[int, Mapping[s
     return commit(root, step, keep)
 
 
+_CONTAINERS = (torch.Tensor, dict, list, tuple)
+
+
 def snapshot(state: Any) -> Any:
-    """A deep copy of ``state`` whose tensors live on the CPU, safe to write while training goes on."""
+    """A deep copy of ``state`` whose tensors are fresh CPU copies, safe to write while training goes on.
+
+    Only containers that can hold tensors are walked (dicts, lists, and tuples that hold a container or a tensor);
+    anything else (numbers, strings, arrays, a tuple of ints such as :func:`random.getstate`'s) is immutable here or
+    already a copy and is shared, not walked element by element.
+    """
     if isinstance(state, torch.Tensor):
         return state.detach().to("cpu", copy=True)
     if isinstance(state, dict):
         return {key: snapshot(value) for key, value in state.items()}
     if isinstance(state, list):
         return [snapshot(value) for value in state]
-    if isinstance(state, tuple):
+    if isinstance(state, tuple) and any(isinstance(value, _CONTAINERS) for value in state):
         return tuple(snapshot(value) for value in state)
     return state
 
 
 class BackgroundWriter:
-    """Single-writer checkpoints written by one background thread, so the step loop only pays the snapshot.
+    """Single-writer checkpoints written by one long-lived background thread, so the step loop only pays the snapshot.
 
-    At most one write is in flight: :meth:`submit` first waits for the previous one. :meth:`wait` re-raises a
-    failed write's error in the caller.
+    :meth:`submit` takes a :func:`snapshot` of the live state on the caller's thread (so training may mutate the
+    originals as soon as it returns) and hands it to the writer thread, which runs :func:`save` on it. At most one
+    write is in flight: :meth:`submit` first waits for the previous one (waiting rather than skipping keeps the
+    checkpoint cadence the configuration asks for and bounds the memory to one snapshot; with a sane interval the
+    previous write has long finished). :attr:`completed` is the newest step whose write committed (a plain
+    attribute, cheap to read every step). A failed write is raised on the caller's thread by the next
+    :meth:`submit` or :meth:`wait`.
     """
 
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
+        self._condition = threading.Condition()
+        self._job: tuple[str, int, Mapping[int, Mapping[str, Any]], int] | None = None
         self._error: BaseException | None = None
-
-    def _write(self, root: str, step: int, states: Mapping[int, Mapping[str, Any]], keep: int) -> None:
-        try:
-            save(root, step, states, keep)
-        except BaseException as error:  # handed to the training thread by wait()
-            self._error = error
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.completed: int | None = None
 
     def submit(self, root: str, step: int, states: Mapping[int, Mapping[str, Any]], keep: int) -> None:
+        """Snapshot ``states`` and queue them as checkpoint ``step``; returns once the snapshot is taken."""
         self.wait()
         copied = {rank: snapshot(dict(state)) for rank, state in states.items()}
-        self._thread = threading.Thread(
-            target=self._write, args=(root, step, copied, keep), name=f"checkpoint-{step}", daemon=True
-        )
-        self._thread.start()
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the checkpoint writer is closed")
+            self._job = (root, step, copied, keep)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="checkpoint-writer", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
 
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while self._job is None and not self._closed:
+                    self._condition.wait()
+                if self._job is None:
+                    return
+                root, step, states, keep = self._job
+            error: BaseException | None = None
+            try:
+                save(root, step, states, keep)
+            except BaseException as raised:  # handed to the training thread by submit() / wait()
+                error = raised
+            with self._condition:
+                if error is None:
+                    self.completed = step
+                else:
+                    self._error = error
+                self._job = None
+                self._condition.notify_all()
+
+    def wait(self) -> int | None:
+        """Block until no write is in flight; raise a failed write's error; return :attr:`completed`."""
+        with self._condition:
+            while self._job is not None:
+                self._condition.wait()
             error, self._error = self._error, None
+        if error is not None:
             raise error
+        return self.completed
+
+    def close(self) -> None:
+        """Wait for the write in flight (raising its error, if any) and end the writer thread."""
+        try:
+            self.wait()
+        finally:
+            with self._condition:
+                self._closed = True
+                self._condition.notify_all()
+            if self._thread is not None:
+                self._thread.join()
+                self._thread = None
 
 
 def complete_steps(root: str | os.PathLike[str]) -> list[int]:
