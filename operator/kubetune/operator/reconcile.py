@@ -197,6 +197,21 @@ def _observe(
     return workers
 
 
+def _parse(
+    body: Mapping[str, Any],
+    workers: tuple[WorkerObservation, ...],
+    status: dict[str, Any],
+    now: datetime,
+    memory: JobMemory,
+) -> tuple[TrainingJob | None, Plan | None]:
+    """The job parsed from ``body`` (and no plan yet), or no job and the plan of an invalid spec (InvalidSpec)."""
+    try:
+        return memory.parse(body), None
+    except SpecError as error:
+        generation = int(body.get("metadata", {}).get("generation") or 1)
+        return None, plan_invalid(generation, error.problems, Observed(workers, status), now)
+
+
 def _requests(
     job: TrainingJob, status: Mapping[str, Any], has_service: bool, settings: OperatorSettings, memory: JobMemory
 ) -> bool:
@@ -238,16 +253,12 @@ def quiet_pass(
     status = memory.current_status(body)
     previous = dict(status)
     workers = _observe(pods, has_service, name, memory)
-    job: TrainingJob | None
-    try:
-        job = memory.parse(body)
-    except SpecError as error:
-        decided = plan_invalid(int(metadata.get("generation") or 1), error.problems, Observed(workers, status), now)
-        job = None
-    else:
+    job, decided = _parse(body, workers, status, now, memory)
+    if job is not None:
         if _requests(job, status, has_service, settings, memory):
             return None
         decided = plan(job, Observed(workers, status, settings.prices), now)
+    assert decided is not None
     if decided.events or _changes(previous, decided.status) or any(_acts(a, job, memory) for a in decided.actions):
         return None
     memory.replan = False
@@ -290,14 +301,10 @@ def reconcile(
                 metrics.observe((namespace, name), str(study.status.get("phase")), (), 0)
             return study
     workers = _observe(pods, has_service, name, memory)
-    job: TrainingJob | None
-    try:
-        job = memory.parse(body)
-    except SpecError as error:
-        decided = plan_invalid(int(metadata.get("generation") or 1), error.problems, Observed(workers, status), now)
-        job = None
-    else:
+    job, decided = _parse(body, workers, status, now, memory)
+    if job is not None:
         decided = _plan_valid(job, workers, status, has_service, adapter, settings, now, body, memory)
+    assert decided is not None
     ref = tracking.RunRef.from_dict(decided.status.get("mlflow"))
     for action in decided.actions:
         if isinstance(action, CreateWorker) and job is not None:
