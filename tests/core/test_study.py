@@ -397,4 +397,4 @@ def test_timeout_needs_after_seconds_and_adaptive_plans_for_max_trials() -> None
     with pytest.raises(SpecError, match=r"spec\.resilience\.stragglers\.afterSeconds: .*timeout needs afterSeconds"):
         _rep_study(policy="timeout")
     policy = straggler_policy(_rep_study(policy="adaptive", maxExtraCost=0.1))
-    assert policy is not None and policy.options() == {"maxExtraCost": 0.1, "tasks": 4}
+    assert policy is not None and policy.options() == {"maxExtraCost": 0.1, "tasks": 4, "maxCopiesFraction": 0.1}

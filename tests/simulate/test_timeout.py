@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kubetune.core.stragglers import Adaptive, TailFit, TaskBatch, TaskState, TimeoutPlan, build_policy, monte_carlo
+from kubetune.core.stragglers import (
+    Adaptive,
+    TailFit,
+    TaskBatch,
+    TaskState,
+    TaskTimeout,
+    TimeoutPlan,
+    build_policy,
+    monte_carlo,
+)
 from kubetune.simulate import parse_distribution, simulate
 
 from .test_engine import run
@@ -87,3 +96,23 @@ def test_adaptive_cuts_a_heavy_tailed_queue_within_budget() -> None:
     blind = build_policy("adaptive", maxExtraCost=0.05, history=history)
     blind.decide(TaskBatch.from_tasks(1.0, [TaskState(start=0.0)] * 4, slots=4))
     assert blind.last_choice.forecasts[0][1].mean_latency < choice.forecasts[0][1].mean_latency / 2  # type: ignore[attr-defined]
+
+
+def test_adaptive_caps_the_extra_copies_running_at_once_longest_running_first() -> None:
+    policy = Adaptive(max_copies_fraction=0.1, tasks=4)
+    batch = TaskBatch.from_tasks(10.0, [TaskState(start=s) for s in (3.0, 0.0, 2.0, 1.0)], slots=4)
+    due = TaskTimeout(after=5.0, replicas=1).decide(batch)
+    assert due.copies.tolist() == [[1, 1, 1, 1]]
+    # 10% of 4 slots: one extra copy at a time, for the task running longest (task 1, since t=0).
+    assert policy.capped(batch, due).copies.tolist() == [[0, 1, 0, 0]]
+    # One copy already in flight: none more; a kill with one copy replaces its original and adds none.
+    busy = TaskBatch.from_tasks(
+        10.0, [TaskState(start=0.0, copies=2, launched=2, first_copy_at=6.0), TaskState(start=1.0)], slots=4
+    )
+    keep = TaskTimeout(after=5.0).decide(busy)
+    kill = TaskTimeout(after=5.0, original="kill").decide(busy)
+    assert policy.capped(busy, keep).copies.tolist() == [[0, 0]]
+    assert policy.capped(busy, kill).copies.tolist() == [[0, 1]]
+    assert policy.capped(busy, kill).kill_original.tolist() == [[False, True]]
+    # Without the option, no cap.
+    assert Adaptive().capped(batch, due) is due

@@ -495,7 +495,11 @@ def straggler_policy(job: TrainingJob) -> StragglerPolicy | None:
         options = {"afterSeconds": spec.after_seconds, "replicas": spec.replicas, "original": spec.original}
     else:  # adaptive forecasts the whole study: maxTrials trials, though only the ones asked so far are in a batch
         tasks = job.spec.tuning.max_trials if job.spec.tuning is not None else None
-        options = {"maxExtraCost": spec.max_extra_cost, **({"tasks": tasks} if tasks else {})}
+        options = {
+            "maxExtraCost": spec.max_extra_cost,
+            "maxCopiesFraction": spec.max_copies_fraction,
+            **({"tasks": tasks} if tasks else {}),
+        }
     return build_policy(spec.policy, **options)
 
 

@@ -78,6 +78,7 @@ class Adaptive(StragglerPolicy):
         "replicas": "replicas",
         "quantiles": "quantiles",
         "tasks": "tasks",
+        "maxCopiesFraction": "max_copies_fraction",
         "minExact": "min_exact",
         "history": "history",
         "draws": "draws",
@@ -91,6 +92,7 @@ class Adaptive(StragglerPolicy):
         replicas: Sequence[int] = DEFAULT_REPLICAS,
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         tasks: int | None = None,
+        max_copies_fraction: float | None = None,
         min_exact: int = 5,
         history: Sequence[float] = (),
         draws: int = 4000,
@@ -105,6 +107,11 @@ class Adaptive(StragglerPolicy):
         self.replicas = tuple(int(check_number("replicas", r, low=1, integer=True)) for r in replicas)
         self.quantiles = tuple(check_number("quantiles", q, low=0.0, high=0.999) for q in quantiles)
         self.tasks = None if tasks is None else int(check_number("tasks", tasks, low=1, integer=True))
+        self.max_copies_fraction = (
+            None
+            if max_copies_fraction is None
+            else check_number("maxCopiesFraction", max_copies_fraction, low=0.0, high=1.0, low_open=True)
+        )
         self.min_exact = int(check_number("minExact", min_exact, low=1, integer=True))
         self.history = np.asarray([check_number("history", t, low=0.0) for t in history], dtype=np.float64)
         self.draws = int(check_number("draws", draws, low=100, integer=True))
@@ -113,7 +120,12 @@ class Adaptive(StragglerPolicy):
         self.last_choice: Choice | None = None
 
     def options(self) -> Mapping[str, Any]:
-        return {"maxExtraCost": self.max_extra_cost, **({"tasks": self.tasks} if self.tasks else {})}
+        options: dict[str, Any] = {"maxExtraCost": self.max_extra_cost}
+        if self.tasks:
+            options["tasks"] = self.tasks
+        if self.max_copies_fraction is not None:
+            options["maxCopiesFraction"] = self.max_copies_fraction
+        return options
 
     def describe(self) -> str:
         """The options, and once it has chosen, the plan it runs and the fit it chose it for (events show this)."""
@@ -185,7 +197,33 @@ class Adaptive(StragglerPolicy):
         if plan is None:
             return Decision.nothing(batch)
         if isinstance(plan, TimeoutPlan):
-            return TaskTimeout(after=plan.after, replicas=plan.replicas, original=plan.original).decide(batch)
-        if batch.tasks < tasks:  # not every task has started: a fraction of the started ones would fork too soon
+            decision = TaskTimeout(after=plan.after, replicas=plan.replicas, original=plan.original).decide(batch)
+        elif batch.tasks < tasks:  # not every task has started: a fraction of the started ones would fork too soon
             return Decision.nothing(batch)
-        return SingleFork(when_done=plan.when_done, replicas=plan.replicas, original=plan.original).decide(batch)
+        else:
+            fork = SingleFork(when_done=plan.when_done, replicas=plan.replicas, original=plan.original)
+            decision = fork.decide(batch)
+        return self.capped(batch, decision)
+
+    def capped(self, batch: TaskBatch, decision: Decision) -> Decision:
+        """``decision`` within the cap on extra copies running at once (``maxCopiesFraction`` of the slots, at least
+        one, as LATE caps its speculative copies): the longest-running tasks first; a copy that replaces a killed
+        original adds nothing. The forecasts assume copies on machines of their own; a cap keeps that closer to true
+        where copies share the slots' machines (a local run, a full cluster). Without a cap, ``decision`` as is."""
+        if self.max_copies_fraction is None or not decision.copies.any():
+            return decision
+        cap = np.maximum(1, np.floor(self.max_copies_fraction * batch.slots + 1e-9)).astype(np.int64)
+        in_flight = np.where(batch.running, np.maximum(batch.copies - 1, 0), 0).sum(axis=1)
+        allowed = np.maximum(cap - in_flight, 0)
+        asked = decision.copies
+        extra = np.where(decision.kill_original, asked - 1, asked)
+        order = np.argsort(np.where(asked > 0, -batch.elapsed, np.inf), axis=1, kind="stable")
+        within = np.cumsum(np.take_along_axis(extra, order, axis=1), axis=1) <= allowed[:, None]
+        keep = np.zeros_like(within)
+        np.put_along_axis(keep, order, within, axis=1)
+        keep &= asked > 0
+        return Decision(
+            copies=np.where(keep, asked, 0).astype(np.int64),
+            kill_original=decision.kill_original & keep,
+            wake_at=decision.wake_at,
+        )
