@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from kubetune.core.stragglers import (
     Adaptive,
+    ForkPlan,
     TailFit,
     TaskBatch,
     TaskState,
@@ -59,8 +60,6 @@ def test_engine_agrees_with_the_forecast_monte_carlo_in_a_queue(slots: int | Non
 
 
 def test_a_fork_plan_cannot_be_forecast_for_a_queue() -> None:
-    from kubetune.core.stragglers import ForkPlan
-
     with pytest.raises(ValueError, match="every task started at once"):
         monte_carlo(parse_distribution("pareto:1,2").sample, 8, [ForkPlan(0.5, 1, "keep")], draws=100, slots=2)
 
