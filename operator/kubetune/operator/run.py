@@ -16,6 +16,7 @@ import threading
 
 import kopf
 
+from kubetune.eventloop import event_loop_factory
 from kubetune.operator.settings import OperatorSettings
 
 
@@ -79,16 +80,17 @@ def run_operator(
         objects.addFilter(_QuietWakeups())
     _tune_interpreter()
     watched = namespaces or ([settings.namespace] if settings.namespace else [])
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not watched,
-            namespaces=watched,
-            standalone=standalone,
-            peering_name="kubetune",
-            priority=peering_priority(),
-            liveness_endpoint=liveness,
-            memo=kopf.Memo(settings=settings),
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(
+            kopf.operator(
+                clusterwide=not watched,
+                namespaces=watched,
+                standalone=standalone,
+                peering_name="kubetune",
+                priority=peering_priority(),
+                liveness_endpoint=liveness,
+                memo=kopf.Memo(settings=settings),
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
         )
-    )

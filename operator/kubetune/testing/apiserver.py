@@ -41,6 +41,7 @@ import aiohttp.web
 import kmock
 import yaml
 
+from kubetune.eventloop import event_loop_factory
 from kubetune.testing.apiserver_patches import (
     PatchError,
     Selector,
@@ -636,7 +637,7 @@ class TestAPIServer:
         self._loop = None
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = event_loop_factory()()
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
