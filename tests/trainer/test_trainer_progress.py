@@ -9,6 +9,7 @@ from typing import Any
 
 import kubetune_trainer
 import pytest
+from kubetune.core import Heartbeat
 from kubetune_trainer import progress
 from kubetune_trainer.progress import FileSink, NullSink, Reporter, open_sink, register_sink, write_result
 
@@ -74,6 +75,24 @@ def test_file_sink_appends_json_lines_in_the_contract_shape(tmp_path: Path) -> N
     assert records[0]["job"] == "j" and records[0]["rank"] == 1 and records[0]["attempt"] == 2
     assert records[1]["kind"] == "epoch" and records[1]["metrics"] == {"train_loss": 0.25}
     reporter.close()
+
+
+def test_every_record_after_a_checkpoint_names_it_so_that_a_coalescing_channel_keeps_it() -> None:
+    """The pod annotation keeps only the newest record: a heartbeat after a checkpoint must still carry its step,
+    which the operator's parser reads as the worker's last checkpoint."""
+    clock, sink = Clock(), ListSink()
+    reporter = Reporter(sink, interval=0, clock=clock)
+    reporter.report(5, samples=320)
+    assert "checkpoint_step" not in sink.records[-1]
+    reporter.report(10, kind="checkpoint")
+    reporter.report(12, samples=768)
+    reporter.report(15, kind="epoch", epoch=1)
+    assert [r.get("checkpoint_step") for r in sink.records] == [None, 10, 10, 10]
+    reporter.report(8, kind="checkpoint")  # an older step never replaces a newer one
+    reporter.report(20, kind="checkpoint")
+    reporter.report(21, samples=1344)
+    assert [r["checkpoint_step"] for r in sink.records[-3:]] == [10, 20, 20]
+    assert Heartbeat.from_dict(sink.records[-1]).checkpoint_step == 20
 
 
 def test_sink_registry_builds_by_scheme() -> None:

@@ -127,6 +127,8 @@ class Reporter:
         # The newest epoch record's metrics, repeated in every later record so that a coalescing channel (the pod
         # annotation keeps only the newest record) never loses a study's intermediate values.
         self._last_epoch: dict[str, Any] | None = None
+        # Likewise the newest checkpoint's step: in a coalescing channel a checkpoint record is soon replaced.
+        self._checkpoint_step: int | None = None
         self._lock = threading.Lock()
 
     def due(self) -> bool:
@@ -168,6 +170,8 @@ class Reporter:
             clean = {key: float(value) for key, value in (metrics or {}).items()}
             if kind == "epoch" and epoch is not None:
                 self._last_epoch = {"epoch": epoch, "metrics": clean}
+            if kind == "checkpoint" and (self._checkpoint_step is None or step > self._checkpoint_step):
+                self._checkpoint_step = step
             record = {
                 "kind": kind,
                 "job": self.job,
@@ -182,6 +186,8 @@ class Reporter:
             }
             if self._last_epoch is not None:
                 record["last_epoch"] = self._last_epoch
+            if self._checkpoint_step is not None:
+                record["checkpoint_step"] = self._checkpoint_step
             if local_step_s is not None:
                 record["local_step_s"] = round(local_step_s, 6)
             self.sink.emit(record)
