@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from kubetune_trainer import checkpoint
-from kubetune_trainer.config import TrainerConfig
+from kubetune_trainer.config import StepDelay, TrainerConfig
 from kubetune_trainer.progress import NullSink, Reporter
 from kubetune_trainer.train import Trainer
 
@@ -79,6 +79,18 @@ def test_slowdown_stretches_each_step() -> None:
     started = time.perf_counter()
     slow.train_steps(15)
     assert time.perf_counter() - started > 2.0 * normal_time
+
+
+def test_slowdown_stretches_the_emulated_device_time_too() -> None:
+    """A slow node slows the whole step: with a constant 20 ms step delay (emulated device time) and a slowdown of 3,
+    ten steps take at least 10 x 3 x 20 ms."""
+    delay = StepDelay(shift=1.0, rate=1e9, scale=0.02)
+    config = dataclasses.replace(TINY, steps=0, epochs=100, step_delay=delay)
+    slow = Trainer(dataclasses.replace(config, slowdown=3.0))
+    slow.train_steps(2)  # warm-up
+    started = time.perf_counter()
+    slow.train_steps(10)
+    assert time.perf_counter() - started >= 10 * 3 * 0.02
 
 
 def test_omp_num_threads_sets_torch_threads() -> None:

@@ -464,14 +464,14 @@ class Trainer:
             self.batch_in_epoch += 1
             self.samples += self.batch
             ran += 1
-            if slowdown > 1:
+            if self._delay_rng is not None and config.step_delay is not None:
+                pause = config.step_delay.sample(self._delay_rng)
+                time.sleep(pause)
+                self._local_step += pause
+            if slowdown > 1:  # a slow node slows the whole step, an injected delay (emulated device time) included
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 pause = (slowdown - 1) * (time.perf_counter() - started)
-                time.sleep(pause)
-                self._local_step += pause
-            if self._delay_rng is not None and config.step_delay is not None:
-                pause = config.step_delay.sample(self._delay_rng)
                 time.sleep(pause)
                 self._local_step += pause
             self._local_steps += 1
