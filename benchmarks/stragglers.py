@@ -21,6 +21,11 @@ Trials then share the cores: the slowdown sleeps, so parallel trials mostly wait
 (a Python + torch import, data load) is several CPU-seconds, and a replica's start-up competes with the running trials:
 the simulator's model (replicas on extra machines, i.i.d. task times) does not see that contention.
 
+``--step-time S`` emulates accelerator-bound trials, as on a GPU node, where the host's cores wait on the device:
+the model shrinks to an MLP 1x64 and every step also sleeps S seconds (the trainer's ``KUBETUNE_STEP_DELAY``), a
+sleep the chaos slowdown stretches like the rest of the step. A trial then needs the cores only while it starts,
+so 4 trials and their replicas on 2 cores come close to the simulator's model of a slot per copy.
+
 Measured, per policy: makespan (the last trial's end minus the first trial's start, from the study's Optuna storage),
 compute (``status.cost.cpuSeconds.trials``: every copy's wall time x its CPU request, replicas included, cancelled
 copies until cancelled, the machine time the simulator calls cost), replicas launched and their wasted seconds, and the
@@ -43,6 +48,7 @@ printed. What the online ``adaptive`` policy itself fits on the raw durations
 
     python benchmarks/stragglers.py                       # 16 trials, 4 at a time, chaos seed 0 (~10-15 min, 2 cores)
     python benchmarks/stragglers.py --chaos-seeds 0 1 2   # average three seeds (three times as long)
+    python benchmarks/stragglers.py --step-time 0.08 --chaos-seeds 0 1 2   # accelerator-bound trials, emulated
     python benchmarks/stragglers.py --quick --output json # tiny (the smoke test's): 3 trials, 2 at a time
 
 The exit status is 0 even when a goal is missed: this is a measurement; the table says whether each goal was met.
@@ -91,6 +97,7 @@ class Settings:
     epochs: int = 6
     depth: int = 4
     width: int = 1024
+    step_time: float = 0.0  # > 0: every step also sleeps this long (emulated device time), see --step-time
     chaos_seeds: tuple[int, ...] = (0,)
     cores: int = 0  # 0: max(parallel, the machine's cores)
     jobs: int = 20_000  # simulated jobs per policy
@@ -118,6 +125,12 @@ class Run:
 
 
 def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
+    doc = _study_manifest(settings, policy)
+    doc["spec"]["trainer"].update(_device_time(settings).get("trainer", {}))
+    return doc
+
+
+def _study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
     return {
         "apiVersion": "kubetune.dev/v1alpha1",
         "kind": "TrainingJob",
@@ -153,6 +166,15 @@ def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _device_time(settings: Settings) -> dict[str, Any]:
+    """With ``step_time``: the trainer's constant per-step sleep (``KUBETUNE_STEP_DELAY``, a shifted exponential
+    with a negligible random part), which the chaos slowdown stretches like the rest of the step."""
+    if settings.step_time <= 0:
+        return {}
+    delay = f"shiftedexp:1,1e9,{settings.step_time}"
+    return {"trainer": {"env": [{"name": "KUBETUNE_STEP_DELAY", "value": delay}]}}
 
 
 def _cores(settings: Settings) -> int:
@@ -447,8 +469,9 @@ def _f(value: float | None, spec: str = ".3f") -> str:
 def table(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = [
-        f"{s['trials']} trials, {s['parallel']} at a time, MLP {s['depth']}x{s['width']}, {s['epochs']} epoch(s); "
-        f"--chaos straggler={s['chaos']}, chaos seed(s) {s['chaos_seeds']}; {s['cores_presented']} cores presented "
+        f"{s['trials']} trials, {s['parallel']} at a time, MLP {s['depth']}x{s['width']}, {s['epochs']} epoch(s)"
+        + (f", {s['step_time']} s of emulated device time per step; " if s.get("step_time") else "; ")
+        + f"--chaos straggler={s['chaos']}, chaos seed(s) {s['chaos_seeds']}; {s['cores_presented']} cores presented "
         f"to kubetune run ({s['machine_cores']} on this machine); {report['seconds']:.0f} s in all",
     ]
     start = report["startup"]
@@ -509,19 +532,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny: 3 trials, 2 at a time, 1 epoch")
     parser.add_argument("--trials", type=int, help="trials per study (default 16)")
     parser.add_argument("--parallel", type=int, help="trials at once (default 4)")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default 6)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 6; 8 with --step-time)")
+    parser.add_argument(
+        "--step-time",
+        type=float,
+        default=0.0,
+        help="emulate accelerator-bound trials: every step also sleeps this many seconds (stretched by the "
+        "slowdown), with a tiny model (depth 1, width 64), so that trials and replicas barely compete for the "
+        "cores (default 0: the CPU-bound MLP)",
+    )
     parser.add_argument("--chaos-seeds", type=int, nargs="+", help="chaos seeds, fixed up front (default 0)")
     parser.add_argument("--cores", type=int, help="cores presented to kubetune run (default max(parallel, cores))")
     parser.add_argument("--jobs", type=int, help="simulated jobs per policy (default 20000)")
     parser.add_argument("--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else Settings()
+    emulated = args.step_time > 0
     settings = Settings(
         trials=args.trials or base.trials,
         parallel=args.parallel or base.parallel,
-        epochs=args.epochs or base.epochs,
-        depth=base.depth,
-        width=base.width,
+        epochs=args.epochs or (8 if emulated and not base.quick else base.epochs),
+        depth=1 if emulated else base.depth,
+        width=64 if emulated else base.width,
+        step_time=max(0.0, args.step_time),
         chaos_seeds=tuple(args.chaos_seeds) if args.chaos_seeds else base.chaos_seeds,
         cores=args.cores or 0,
         jobs=args.jobs or base.jobs,

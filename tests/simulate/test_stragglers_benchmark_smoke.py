@@ -1,5 +1,6 @@
-"""benchmarks/stragglers.py runs end to end: ``--quick --output json`` in a subprocess (three tiny real studies, one
-per policy, then the fit and the simulator's prediction); the report's shape only, no timing or goal asserts."""
+"""benchmarks/stragglers.py runs end to end: ``--quick --step-time 0.02 --output json`` in a subprocess (three tiny
+real studies, one per policy, then the fit and the simulator's prediction); the report's shape only, no timing or
+goal asserts."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _is_number(value: Any) -> bool:
 @pytest.mark.slow
 def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--quick", "--output", "json"],
+        [sys.executable, str(BENCHMARK), "--quick", "--step-time", "0.02", "--output", "json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -36,6 +37,7 @@ def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
     settings = report["settings"]
     assert settings["quick"] is True and settings["trials"] >= 1 and settings["parallel"] >= 1
     assert settings["chaos"] == "pareto:1,2" and settings["chaos_seeds"] == [0]
+    assert settings["step_time"] == 0.02 and (settings["depth"], settings["width"]) == (1, 64)
 
     assert [(r["policy"], r["chaos_seed"]) for r in report["runs"]] == [(p, 0) for p in POLICIES]
     for run in report["runs"]:
