@@ -125,12 +125,6 @@ class Run:
 
 
 def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
-    doc = _study_manifest(settings, policy)
-    doc["spec"]["trainer"].update(_device_time(settings).get("trainer", {}))
-    return doc
-
-
-def _study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
     return {
         "apiVersion": "kubetune.dev/v1alpha1",
         "kind": "TrainingJob",
@@ -139,6 +133,7 @@ def _study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
             "trainer": {
                 "model": {"family": "mlp", "depth": settings.depth, "width": settings.width},
                 "dataset": "digits",
+                "env": _device_time(settings),
             },
             "hyperparameters": {
                 "learningRate": 0.05,
@@ -168,13 +163,12 @@ def _study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
     }
 
 
-def _device_time(settings: Settings) -> dict[str, Any]:
-    """With ``step_time``: the trainer's constant per-step sleep (``KUBETUNE_STEP_DELAY``, a shifted exponential
-    with a negligible random part), which the chaos slowdown stretches like the rest of the step."""
+def _device_time(settings: Settings) -> list[dict[str, str]]:
+    """The trainer's env: with ``step_time``, a constant per-step sleep (``KUBETUNE_STEP_DELAY``, a shifted
+    exponential with a negligible random part), which the chaos slowdown stretches like the rest of the step."""
     if settings.step_time <= 0:
-        return {}
-    delay = f"shiftedexp:1,1e9,{settings.step_time}"
-    return {"trainer": {"env": [{"name": "KUBETUNE_STEP_DELAY", "value": delay}]}}
+        return []
+    return [{"name": "KUBETUNE_STEP_DELAY", "value": f"shiftedexp:1,1e9,{settings.step_time}"}]
 
 
 def _cores(settings: Settings) -> int:

@@ -68,8 +68,8 @@ class HeartbeatReader:
         if not isinstance(record, dict):
             return
         beat = Heartbeat.from_dict(record)
-        if beat.kind == "checkpoint":
-            self.checkpoint_step = beat.step
+        if beat.checkpoint_step is not None:  # every record after a checkpoint names it (the trainer contract)
+            self.checkpoint_step = beat.checkpoint_step
         if self.checkpoint_step is not None:
             beat = dataclasses.replace(
                 beat,
