@@ -70,17 +70,14 @@ class HeartbeatReader:
         beat = Heartbeat.from_dict(record)
         if beat.checkpoint_step is not None:  # every record after a checkpoint names it (the trainer contract)
             self.checkpoint_step = beat.checkpoint_step
-        if self.checkpoint_step is not None:
-            beat = dataclasses.replace(
-                beat,
-                total_steps=beat.total_steps if beat.total_steps is not None else self._total(),
-                metrics=beat.metrics or (self.latest.metrics if self.latest else {}),
-                checkpoint_step=self.checkpoint_step,
-            )
-        self.latest = beat
-
-    def _total(self) -> int | None:
-        return self.latest.total_steps if self.latest else None
+        # A record without the total or metrics (a checkpoint record, a bare ``report(step=...)``) keeps the last known.
+        previous = self.latest
+        self.latest = dataclasses.replace(
+            beat,
+            total_steps=beat.total_steps if beat.total_steps is not None or previous is None else previous.total_steps,
+            metrics=beat.metrics or (previous.metrics if previous else {}),
+            checkpoint_step=self.checkpoint_step,
+        )
 
 
 @dataclass
