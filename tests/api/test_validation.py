@@ -10,6 +10,8 @@ import pytest
 import yaml
 from kubetune.api import SpecError, load, parse
 from kubetune.cli import main
+from kubetune.core.workerenv import Placement, worker_env
+from kubetune_trainer.config import TrainerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -145,6 +147,20 @@ def test_defaults_come_from_the_crd() -> None:
     assert job.spec.checkpoint.every_steps == 100
     assert job.spec.backoff_limit == 3
     assert job.manifest["spec"]["parallelism"]["mode"] == "data"
+
+
+def test_the_checkpoint_defaults_reach_the_trainer_and_match_its_own() -> None:
+    """A trainer run by hand (``python -m kubetune_trainer``) checkpoints like a TrainingJob's default worker."""
+    ckpt = parse(GOOD).spec.checkpoint
+    env = worker_env(parse(GOOD), 0, 0, Placement("127.0.0.1", 29500, "/ckpt", "none"))
+    config = TrainerConfig.from_env(env)
+    assert (config.checkpoint_every_steps, config.checkpoint_every_seconds) == (ckpt.every_steps, ckpt.every_seconds)
+    assert config.checkpoint_min_interval_seconds == ckpt.min_interval_seconds == 1
+    assert config.checkpoint_keep == ckpt.keep
+    standalone = TrainerConfig()
+    assert (standalone.checkpoint_every_steps, standalone.checkpoint_every_seconds) == (100, 0)
+    assert (standalone.checkpoint_min_interval_seconds, standalone.checkpoint_keep) == (1, 2)
+    assert (ckpt.every_steps, ckpt.every_seconds, ckpt.keep) == (100, 0, 2)
 
 
 def test_unreadable_and_multi_document_files_are_problems_not_tracebacks(tmp_path: Path) -> None:

@@ -19,7 +19,14 @@ from kubetune_trainer.progress import NullSink, Reporter
 from kubetune_trainer.train import Preempted, Trainer, _rng_state, _set_rng_state, sampler_order, train
 from torch.utils.data.distributed import DistributedSampler
 
-BASE = TrainerConfig(steps=40, checkpoint_every_steps=5, model_width=32, omp_num_threads=1, progress_interval=3600)
+BASE = TrainerConfig(
+    steps=40,
+    checkpoint_every_steps=5,
+    checkpoint_min_interval_seconds=0,
+    model_width=32,
+    omp_num_threads=1,
+    progress_interval=3600,
+)
 
 
 class _Records(NullSink):

@@ -26,6 +26,17 @@ def test_data_parallel_two_ranks_reach_96_percent_on_digits(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_pipeline_stages_agree_to_defer_a_checkpoint_the_minimum_interval_holds_back(tmp_path: Path) -> None:
+    """Stages checkpoint collectively (between barriers): the deferral holds on both, no stage waits for a peer."""
+    outcomes = run_gang(
+        tmp_path, 2, KUBETUNE_PARALLELISM="model", KUBETUNE_EPOCHS="3",
+        KUBETUNE_CHECKPOINT_EVERY_STEPS="5", KUBETUNE_CHECKPOINT_MIN_INTERVAL_SECONDS="3600",
+    )  # fmt: skip
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert checkpoint.complete_steps(tmp_path / "ckpt") == [3 * 19]  # only the end of training's
+
+
+@pytest.mark.slow
 def test_pipeline_two_ranks_matches_single_process_training(tmp_path: Path) -> None:
     epochs = 30
     outcomes = run_gang(tmp_path, 2, KUBETUNE_PARALLELISM="model", KUBETUNE_EPOCHS=str(epochs))

@@ -13,7 +13,7 @@ import torch
 from kubetune_trainer import checkpoint
 from kubetune_trainer.config import StepDelay, TrainerConfig
 from kubetune_trainer.progress import NullSink, Reporter
-from kubetune_trainer.train import Trainer
+from kubetune_trainer.train import Preempted, Trainer
 
 TINY = TrainerConfig(steps=6, checkpoint_every_steps=0, model_width=32, omp_num_threads=1)
 
@@ -103,13 +103,51 @@ def test_omp_num_threads_sets_torch_threads() -> None:
 
 
 def test_time_trigger_checkpoints(tmp_path: Path) -> None:
-    config = dataclasses.replace(TINY, steps=0, epochs=100, checkpoint_every_seconds=0.05, checkpoint_keep=100)
+    config = dataclasses.replace(
+        TINY, steps=0, epochs=100, checkpoint_every_seconds=0.05, checkpoint_min_interval_seconds=0, checkpoint_keep=100
+    )
     trainer = Trainer(dataclasses.replace(config, checkpoint_dir=str(tmp_path)))
     trainer.train_steps(5)
     time.sleep(0.06)
     trainer.train_steps(1)
     trainer.writer.wait()
     assert checkpoint.complete_steps(tmp_path) == [6]
+
+
+def test_the_minimum_interval_defers_periodic_checkpoints_but_never_the_last(tmp_path: Path) -> None:
+    every_step = dataclasses.replace(TINY, steps=0, epochs=3, checkpoint_every_steps=1, checkpoint_keep=1000)
+    spaced = Trainer(
+        dataclasses.replace(every_step, checkpoint_dir=str(tmp_path / "a"), checkpoint_min_interval_seconds=3600)
+    )
+    spaced.run()  # 3 epochs of 19 steps: every step and every epoch end asked for one, all too soon after the start
+    assert checkpoint.complete_steps(tmp_path / "a") == [57]  # the end of training always checkpoints
+    exact = Trainer(
+        dataclasses.replace(every_step, checkpoint_dir=str(tmp_path / "b"), checkpoint_min_interval_seconds=0)
+    )
+    exact.run()
+    assert checkpoint.complete_steps(tmp_path / "b") == list(range(1, 58))
+    # A stop checkpoints at once, however recent the last one.
+    stopped = Trainer(
+        dataclasses.replace(every_step, checkpoint_dir=str(tmp_path / "c"), checkpoint_min_interval_seconds=3600)
+    )
+    stopped.train_steps(4)
+    stopped.stop.request()
+    with pytest.raises(Preempted):
+        stopped.train_steps(1)
+    assert checkpoint.complete_steps(tmp_path / "c") == [5]
+
+
+def test_the_minimum_interval_spaces_checkpoints_in_time(tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        TINY, steps=0, epochs=1000, checkpoint_every_steps=1, checkpoint_min_interval_seconds=0.2, checkpoint_keep=1000
+    )
+    trainer = Trainer(dataclasses.replace(config, checkpoint_dir=str(tmp_path), step_delay=StepDelay(1.0, 1e9, 0.01)))
+    began = time.monotonic()
+    trainer.train_steps(70)  # 0.7 s and more at 10 ms a step
+    trainer.writer.wait()
+    elapsed = time.monotonic() - began
+    steps = checkpoint.complete_steps(tmp_path)
+    assert 2 <= len(steps) <= elapsed / 0.2 + 1  # not the 70 every step asked for
 
 
 def test_heartbeats_carry_throughput_and_loss() -> None:

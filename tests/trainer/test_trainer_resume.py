@@ -10,7 +10,9 @@ from kubetune_trainer import checkpoint
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.train import Trainer
 
-BASE = TrainerConfig(steps=50, checkpoint_every_steps=7, omp_num_threads=1, progress_interval=0.0)
+BASE = TrainerConfig(
+    steps=50, checkpoint_every_steps=7, checkpoint_min_interval_seconds=0, omp_num_threads=1, progress_interval=0.0
+)
 
 
 def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ def base_env(tmp: Path, rank: int = 0, **overrides: str) -> dict[str, str]:
         WORLD_SIZE="1",
         KUBETUNE_JOB="test",
         KUBETUNE_CHECKPOINT_DIR=str(tmp / "ckpt"),
+        KUBETUNE_CHECKPOINT_MIN_INTERVAL_SECONDS="0",  # the tests count on the exact cadence they ask for
         KUBETUNE_PROGRESS=f"file:{tmp / f'progress-{rank}.jsonl'}",
         KUBETUNE_RESULT_FILE=str(tmp / f"result-{rank}.json"),
         KUBETUNE_DEVICE="cpu",

@@ -162,6 +162,7 @@ _KUBETUNE_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "checkpoint_dir": ("KUBETUNE_CHECKPOINT_DIR", _text),
     "checkpoint_every_steps": ("KUBETUNE_CHECKPOINT_EVERY_STEPS", _int(0)),
     "checkpoint_every_seconds": ("KUBETUNE_CHECKPOINT_EVERY_SECONDS", _float(0.0)),
+    "checkpoint_min_interval_seconds": ("KUBETUNE_CHECKPOINT_MIN_INTERVAL_SECONDS", _float(0.0)),
     "checkpoint_keep": ("KUBETUNE_CHECKPOINT_KEEP", _int(1)),
     "progress": ("KUBETUNE_PROGRESS", _progress),
     "progress_interval": ("KUBETUNE_PROGRESS_INTERVAL", _float(0.0)),
@@ -215,6 +216,7 @@ class TrainerConfig:
     checkpoint_dir: str = ""
     checkpoint_every_steps: int = 100
     checkpoint_every_seconds: float = 0.0
+    checkpoint_min_interval_seconds: float = 1.0
     checkpoint_keep: int = 2
     progress: str = "none"
     progress_interval: float = 2.0

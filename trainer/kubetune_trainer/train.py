@@ -13,7 +13,10 @@ records), the result and ksync's end name -- moves only once a write has committ
 rank 0's newest committed step through the per-step agreement collective they already make. A stop (SIGTERM) and
 the end of training write a last checkpoint and wait for it before the result goes out; a failed write is raised
 on the training thread at the next checkpoint or at that wait. Model parallelism writes every stage's file
-synchronously between barriers, as a collective.
+synchronously between barriers, as a collective. Periodic checkpoints (every N steps, every N seconds, epoch
+ends) come at least ``checkpoint_min_interval_seconds`` apart (default 1 s, so a model that steps in a millisecond
+does not write many checkpoints a second); whether one is too soon is part of the per-step agreement, so stages
+defer together.
 
 Must not import: kopf, kubernetes or ``kubetune``; mlflow only through :mod:`kubetune_trainer.tracking`.
 """
@@ -209,8 +212,10 @@ class Trainer:
         self._epoch_start = time.monotonic()
         self._epoch_first_step = 0
         self._last_checkpoint_time = time.monotonic()
-        # Per-step agreement across ranks: stop, time-based checkpoint due, loss, rank 0's newest committed checkpoint.
-        self._flags = torch.zeros(4, dtype=torch.float64, device=self.device)
+        # Per-step agreement across ranks: stop, time-based checkpoint due, loss, rank 0's newest committed checkpoint,
+        # a periodic checkpoint too soon after the last.
+        self._flags = torch.zeros(5, dtype=torch.float64, device=self.device)
+        self._too_soon = False  # set by every _agree()
         self._data_parallel = config.distributed and not self.pipelined and not ksync
         # Seconds of this rank's own work (forward, injected slowness) over the steps since the last heartbeat.
         self._local_step = 0.0
@@ -305,15 +310,16 @@ class Trainer:
         self.checkpoint_step = self._saved_step = step
         return step
 
-    def save_checkpoint(self) -> None:
-        """Checkpoint the current step.
+    def save_checkpoint(self, *, periodic: bool = False) -> None:
+        """Checkpoint the current step (``periodic``: one the interval asked for, which :meth:`_agree` may have
+        deferred; a stop or the end of training always checkpoints).
 
         One writer (one process, data parallel, ksync): rank 0 snapshots the state and hands it to the background
         writer; the step is reported as the checkpoint once the write has committed. Model parallelism: every stage
         writes its file between barriers (collective), committed before this returns.
         """
         root = self.config.checkpoint_dir
-        if not root or self._saved_step == self.step:
+        if not root or self._saved_step == self.step or (periodic and self._too_soon):
             return
         if self.pipelined:
             if self.config.rank == 0:
@@ -408,9 +414,16 @@ class Trainer:
             raise Diverged(f"the training loss became {value} at step {self.step}")
 
     def _agree(self) -> tuple[bool, bool]:
-        """(stop, time-based checkpoint due), identical on every rank; raises Diverged everywhere together."""
-        every = self.config.checkpoint_every_seconds
-        time_due = bool(every) and time.monotonic() - self._last_checkpoint_time >= every
+        """(stop, time-based checkpoint due), identical on every rank; raises Diverged everywhere together.
+
+        Also sets :attr:`_too_soon` (a periodic checkpoint now would come within ``checkpoint_min_interval_seconds``
+        of the last one), identical on every rank too: model-parallel stages checkpoint collectively.
+        """
+        config = self.config
+        since = time.monotonic() - self._last_checkpoint_time
+        every = config.checkpoint_every_seconds
+        time_due = bool(every) and since >= every
+        self._too_soon = since < config.checkpoint_min_interval_seconds
         if self.ksync is not None:  # rank 0 alone decides; the workers learn it from the next publication
             loss = float(self._loss_sum)
             if not np.isfinite(loss):
@@ -426,8 +439,10 @@ class Trainer:
         flags[2] = 0.0 if (self.pipeline is not None and not self.pipeline.last) else self._loss_sum
         written = self.writer.completed  # only rank 0 of data parallelism has a writer that writes
         flags[3] = -1.0 if written is None else float(written)
+        flags[4] = float(self._too_soon)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        stop, due, loss, shared = flags.tolist()
+        stop, due, loss, shared, too_soon = flags.tolist()
+        self._too_soon = bool(too_soon)
         if not np.isfinite(loss):
             raise Diverged(f"the training loss became {loss} at step {self.step}")
         if shared >= 0:
@@ -480,7 +495,7 @@ class Trainer:
             if self.batch_in_epoch == self.steps_per_epoch:
                 self.end_epoch()
             elif time_due or (every_steps and self.step % every_steps == 0):
-                self.save_checkpoint()
+                self.save_checkpoint(periodic=True)
             if self.reporter.due():
                 self._heartbeat()
             if stop:
@@ -566,7 +581,7 @@ class Trainer:
             kind="epoch",
         )
         self.tracker.log_epoch(self.epoch, metrics)
-        self.save_checkpoint()
+        self.save_checkpoint(periodic=True)
 
     # ---- the whole life ------------------------------------------------------------------------------------
 

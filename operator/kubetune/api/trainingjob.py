@@ -118,6 +118,7 @@ class Toleration:
 class Checkpoint:
     every_steps: int
     every_seconds: int
+    min_interval_seconds: int
     keep: int
     path: str
     persistent_volume_claim: str | None
@@ -572,6 +573,7 @@ def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
         checkpoint=Checkpoint(
             every_steps=int(ckpt["everySteps"]),
             every_seconds=int(ckpt["everySeconds"]),
+            min_interval_seconds=int(ckpt["minIntervalSeconds"]),
             keep=int(ckpt["keep"]),
             path=ckpt["path"],
             persistent_volume_claim=ckpt.get("persistentVolumeClaim"),

@@ -70,6 +70,7 @@ def worker_env(job: TrainingJob, rank: int, attempt: int, placement: Placement) 
         "KUBETUNE_CHECKPOINT_DIR": placement.checkpoint_dir,
         "KUBETUNE_CHECKPOINT_EVERY_STEPS": str(ckpt.every_steps),
         "KUBETUNE_CHECKPOINT_EVERY_SECONDS": str(ckpt.every_seconds),
+        "KUBETUNE_CHECKPOINT_MIN_INTERVAL_SECONDS": str(ckpt.min_interval_seconds),
         "KUBETUNE_CHECKPOINT_KEEP": str(ckpt.keep),
         "KUBETUNE_PROGRESS": placement.progress,
     }
