@@ -230,9 +230,19 @@ def start_kubelet(kubeconfig: Path, workdir: Path, log_path: Path) -> subprocess
     """The fake kubelet in a process of its own; returns once it says ``ready``."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "kubetune.testing.kubelet", "--kubeconfig", str(kubeconfig), "--workdir",
-             str(workdir)],
-            stdout=subprocess.PIPE, stderr=log, cwd=workdir.parent, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "kubetune.testing.kubelet",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--workdir",
+                str(workdir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=workdir.parent,
+            start_new_session=True,
         )
     assert process.stdout is not None
     line = process.stdout.readline()  # "ready", or "" when it died
@@ -256,8 +266,13 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 # -- the benchmark --------------------------------------------------------------------------------------------------
 
 
-def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: float = 2.0,
-                  operator_log: Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_benchmark(
+    jobs: int = 200,
+    relaunch_jobs: int = 20,
+    resync_seconds: float = 2.0,
+    operator_log: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     say = progress or (lambda message: None)
     workdir = Path(tempfile.mkdtemp(prefix="kubetune-operator-scale-"))
     log_path = workdir / "operator.log"
@@ -277,8 +292,14 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         env = {k: v for k, v in os.environ.items() if k != "KUBETUNE_MLFLOW_TRACKING_URI"}
         env.update(KUBECONFIG=str(kubeconfig), KUBETUNE_RESYNC_SECONDS=str(resync_seconds), PYTHONUNBUFFERED="1")
         with log_path.open("wb") as log:
-            process = subprocess.Popen(operator_command(kubeconfig), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       cwd=workdir, start_new_session=True)
+            process = subprocess.Popen(
+                operator_command(kubeconfig),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                start_new_session=True,
+            )
         sampler = RssSampler(process.pid)
         sampler.start()
         client = Client(api.url)
@@ -288,8 +309,11 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         say("starting the operator (warm-up job)")
         started = time.monotonic()
         client.post(jobs_path, training_job("warmup", ["true"]))
-        recorder.wait(lambda: "Succeeded" in recorder.phase_at.get("warmup", {}) or process.poll() is not None,
-                      90, "the warm-up job to succeed")
+        recorder.wait(
+            lambda: "Succeeded" in recorder.phase_at.get("warmup", {}) or process.poll() is not None,
+            90,
+            "the warm-up job to succeed",
+        )
         if process.poll() is not None:
             raise RuntimeError(f"the operator exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         warmup_s = time.monotonic() - started
@@ -298,9 +322,15 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         say(f"phase 1: {jobs} ConfigMaps")
         started = time.monotonic()
         for i in range(jobs):
-            client.post(f"/api/v1/namespaces/{NAMESPACE}/configmaps",
-                        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"raw-{i:05d}"},
-                         "data": {"key": "value"}})
+            client.post(
+                f"/api/v1/namespaces/{NAMESPACE}/configmaps",
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"raw-{i:05d}"},
+                    "data": {"key": "value"},
+                },
+            )
         raw_s = time.monotonic() - started
         raw_rate = jobs / raw_s
 
@@ -309,7 +339,11 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         names = [f"bench-{i:05d}" for i in range(jobs)]
         counts_before = dict(api.counts)
         requests_before, operator_cpu_before, harness_cpu_before, kubelet_cpu_before = (
-            api.request_count(), cpu_seconds(process.pid), time.process_time(), cpu_seconds(kubelet.pid))
+            api.request_count(),
+            cpu_seconds(process.pid),
+            time.process_time(),
+            cpu_seconds(kubelet.pid),
+        )
         started = time.monotonic()
         for name in names:
             client.post(jobs_path, training_job(name, ["true"]))
@@ -325,14 +359,19 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
             try:
                 recorder.wait(done, min(10.0, max(0.0, deadline - time.monotonic())), f"{jobs} jobs to finish")
             except TimeoutError:
-                say(f"  {time.monotonic() - started:.0f} s: {recorder.count_phase(names, 'Succeeded')} of {jobs} "
-                    f"succeeded, {sum(1 for n in names if f'{n}-w0-a0' in recorder.pod_added_at)} pods created")
+                say(
+                    f"  {time.monotonic() - started:.0f} s: {recorder.count_phase(names, 'Succeeded')} of {jobs} "
+                    f"succeeded, {sum(1 for n in names if f'{n}-w0-a0' in recorder.pod_added_at)} pods created"
+                )
         if not done():
             say(f"  gave up: {recorder.count_phase(names, 'Succeeded')} of {jobs} succeeded")
         succeeded = recorder.count_phase(names, "Succeeded")
         failed = recorder.count_phase(names, "Failed")
-        finished = [recorder.phase_at[n].get("Succeeded", recorder.phase_at[n].get("Failed", 0.0))
-                    for n in names if n in recorder.phase_at]
+        finished = [
+            recorder.phase_at[n].get("Succeeded", recorder.phase_at[n].get("Failed", 0.0))
+            for n in names
+            if n in recorder.phase_at
+        ]
         last_done = max(finished, default=time.monotonic())
         total_s = (last_done - started) if succeeded + failed == jobs else time.monotonic() - started
 
@@ -358,10 +397,14 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         first_pods = [f"{n}-w0-a0" for n in sleepers]
         relaunch: list[float] = []
         try:
-            recorder.wait(lambda: all(p in recorder.pod_running for p in first_pods), 120,
-                          f"{relaunch_jobs} sleeping pods to run")
-            recorder.wait(lambda: recorder.count_phase(sleepers, "Running") == len(sleepers), 60,
-                          f"{relaunch_jobs} sleeping jobs to be Running")
+            recorder.wait(
+                lambda: all(p in recorder.pod_running for p in first_pods), 120, f"{relaunch_jobs} sleeping pods to run"
+            )
+            recorder.wait(
+                lambda: recorder.count_phase(sleepers, "Running") == len(sleepers),
+                60,
+                f"{relaunch_jobs} sleeping jobs to be Running",
+            )
         except TimeoutError as error:
             say(f"  {error}: relaunches not measured")
         ready = [n for n in sleepers if f"{n}-w0-a0" in recorder.pod_running]
@@ -415,8 +458,10 @@ def run_benchmark(jobs: int = 200, relaunch_jobs: int = 20, resync_seconds: floa
         }
         result["goals"] = {
             "jobs_per_s": {"goal": f">= {GOAL_JOBS_PER_S:g}", "met": jobs_per_s >= GOAL_JOBS_PER_S},
-            "relaunch_p99_s": {"goal": f"<= {GOAL_RELAUNCH_P99_S:g}",
-                               "met": bool(relaunch) and p99 <= GOAL_RELAUNCH_P99_S},
+            "relaunch_p99_s": {
+                "goal": f"<= {GOAL_RELAUNCH_P99_S:g}",
+                "met": bool(relaunch) and p99 <= GOAL_RELAUNCH_P99_S,
+            },
             "operator_peak_rss": {"goal": f"<= {GOAL_RSS_MB:g} MB", "met": peak <= GOAL_RSS_MB * 1e6},
         }
         return result
@@ -469,28 +514,54 @@ def table(result: dict[str, Any]) -> str:
 
     rows = [
         ("emulator raw creates/s", f"{result['raw_creates_per_s']:.1f}", "", ""),
-        ("jobs/s (create -> all Succeeded)", f"{result['jobs_per_s']:.1f}", goals["jobs_per_s"]["goal"],
-         met("jobs_per_s")),
+        (
+            "jobs/s (create -> all Succeeded)",
+            f"{result['jobs_per_s']:.1f}",
+            goals["jobs_per_s"]["goal"],
+            met("jobs_per_s"),
+        ),
         ("  ratio to raw create rate", f"{result['jobs_ratio_to_raw']:.3f}", "", ""),
-        ("  jobs succeeded", f"{result['jobs_succeeded']}/{result['jobs']} in {result['jobs_total_s']:.2f} s",
-         "", ""),
-        ("  last pod created / finished s",
-         f"{result['last_pod_created_s']:.2f} / {result['last_pod_finished_s']:.2f}", "", ""),
-        ("  median job->pod, pod run, pod->job Succeeded s",
-         f"{result['median_operator_pod_create_s']} / {result['median_kubelet_run_s']} / "
-         f"{result['median_operator_job_done_s']}", "", ""),
-        ("  CPU s: operator / API server / fake kubelet",
-         f"{result['phase2_operator_cpu_s']} / {result['phase2_harness_cpu_s']} / {result['phase2_kubelet_cpu_s']}",
-         "", ""),
-        ("  CPU ms per job: operator / API server / fake kubelet",
-         f"{per_job['operator_cpu_ms']} / {per_job['api_server_cpu_ms']} / {per_job['kubelet_cpu_ms']}", "", ""),
-        ("  API requests (all clients)", f"{result['phase2_api_requests']} ({per_job['api_requests']} per job)",
-         "", ""),
+        ("  jobs succeeded", f"{result['jobs_succeeded']}/{result['jobs']} in {result['jobs_total_s']:.2f} s", "", ""),
+        (
+            "  last pod created / finished s",
+            f"{result['last_pod_created_s']:.2f} / {result['last_pod_finished_s']:.2f}",
+            "",
+            "",
+        ),
+        (
+            "  median job->pod, pod run, pod->job Succeeded s",
+            f"{result['median_operator_pod_create_s']} / {result['median_kubelet_run_s']} / "
+            f"{result['median_operator_job_done_s']}",
+            "",
+            "",
+        ),
+        (
+            "  CPU s: operator / API server / fake kubelet",
+            f"{result['phase2_operator_cpu_s']} / {result['phase2_harness_cpu_s']} / {result['phase2_kubelet_cpu_s']}",
+            "",
+            "",
+        ),
+        (
+            "  CPU ms per job: operator / API server / fake kubelet",
+            f"{per_job['operator_cpu_ms']} / {per_job['api_server_cpu_ms']} / {per_job['kubelet_cpu_ms']}",
+            "",
+            "",
+        ),
+        (
+            "  API requests (all clients)",
+            f"{result['phase2_api_requests']} ({per_job['api_requests']} per job)",
+            "",
+            "",
+        ),
         ("relaunch p50 s", f"{result['relaunch_p50_s']}", "", ""),
         ("relaunch p99 s", f"{result['relaunch_p99_s']}", goals["relaunch_p99_s"]["goal"], met("relaunch_p99_s")),
         ("relaunch max s", f"{result['relaunch_max_s']} (n={result['relaunch_samples']})", "", ""),
-        ("operator peak RSS MiB", f"{result['operator_peak_rss_mib']:.1f}", goals["operator_peak_rss"]["goal"],
-         met("operator_peak_rss")),
+        (
+            "operator peak RSS MiB",
+            f"{result['operator_peak_rss_mib']:.1f}",
+            goals["operator_peak_rss"]["goal"],
+            met("operator_peak_rss"),
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measure':<{width}}  {'value':>24}  {'goal':>10}  met", "-" * (width + 44)]

@@ -2,8 +2,9 @@
 
 Both loops train the same model on the same in-memory synthetic tensors with the same batch order, optimizer and
 precision. The kubetune side is the real hot loop, ``Trainer.train_steps(n)``, with heartbeats going to a file
-sink and checkpoints at the default interval (every 100 steps and at epoch ends: the snapshot on the training
-thread, the background write and commit on the writer thread, both inside the timed window).
+sink and checkpoints at the default interval (every 100 steps and at epoch ends, at least 1 s apart: the snapshot
+on the training thread, the background write and commit on the writer thread, both inside the timed window);
+``--min-interval 0`` takes every checkpoint the step interval asks for.
 
 What counts as overhead is kubetune's machinery: heartbeats, checkpoints, the loss and metric bookkeeping, the
 stop and checkpoint checks of every step. The work any training loop does once an epoch is not: the bare loop
@@ -11,8 +12,14 @@ also draws a new shuffle per epoch (the trainer's order, seed + epoch) and runs 
 epoch end (the same validation tensors, in batches of the trainer's ``EVAL_BATCH``, eval mode, loss and accuracy
 read back to the host), so both sides time the same training recipe.
 
-After a warm-up, the two alternate ``--repeats`` times (ABBA order, so load drift favours neither); the medians
-are printed, with the load average before and after (the figures are only comparable on a quiet machine).
+After a warm-up, three loops take turns for ``--rounds`` rounds of ``--chunk`` steps each: the bare loop, a
+second bare loop with its own model (the *twin*), and the kubetune trainer, in forward order in even rounds and
+reversed in odd ones, so that load drift favours none. Each side's samples/s is its steps over the sum of its
+chunks' times. The twin prices the measurement itself: twin / bare would be 1.000 on an ideal machine, and how far
+it is from 1 is the resolution of kubetune / bare in the same run (two identical loops differ by a few per cent on
+a shared 2-core VM). The chunk length (150) shares no small factor with the checkpoint interval (100) or the
+synthetic epoch (256 steps at batch 64), so a background write started near a chunk's end, which then runs into
+the next loop's chunk, is rare rather than systematic. The load average before and after is printed too.
 
     python benchmarks/trainer_overhead.py --model mlp
     python benchmarks/trainer_overhead.py --model transformer --device cuda --precision bf16 --compile --mfu
@@ -23,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -125,10 +131,16 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=300, help="steps per timed repeat")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=150, help="steps per timed chunk")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds (each loop times one chunk per round)")
     parser.add_argument(
         "--checkpoint-every", type=int, default=100, help="trainer checkpoint interval in steps (0: epoch ends only)"
+    )
+    parser.add_argument(
+        "--min-interval",
+        type=float,
+        default=TrainerConfig.checkpoint_min_interval_seconds,
+        help="least seconds between periodic checkpoints (default: the trainer's; 0: every one asked for)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--mfu", action="store_true", help="print the transformer's model FLOPs utilisation")
@@ -149,37 +161,40 @@ def main() -> None:
             compile=args.compile,
             checkpoint_dir=f"{tmp}/ckpt",
             checkpoint_every_steps=args.checkpoint_every,
+            checkpoint_min_interval_seconds=args.min_interval,
             progress=f"file:{tmp}/progress.jsonl",
             omp_num_threads=args.threads,
         )
         trainer = Trainer(config)
-        bare = bare_loop(trainer, config)
         device = trainer.device
-        warmup = max(10, args.steps // 5)
-        timed(bare, warmup, device)
-        timed(trainer.train_steps, warmup, device)
-        bare_rates, kube_rates = [], []
-        for repeat in range(args.repeats):  # alternate which loop goes first, so drift favours neither
-            order = ((bare_rates, bare), (kube_rates, trainer.train_steps))
-            for rates, loop in order if repeat % 2 == 0 else order[::-1]:
-                rates.append(args.steps * args.batch / timed(loop, args.steps, device))
+        loops: dict[str, Callable[[int], object]] = {
+            "bare": bare_loop(trainer, config),
+            "twin": bare_loop(trainer, config),
+            "kubetune": trainer.train_steps,
+        }
+        warmup = max(10, args.chunk // 5)
+        for loop in loops.values():
+            timed(loop, warmup, device)
+        seconds = dict.fromkeys(loops, 0.0)
+        turns = list(loops.items())
+        for round_ in range(args.rounds):  # forward, then reversed: drift favours no loop
+            for name, loop in turns if round_ % 2 == 0 else turns[::-1]:
+                seconds[name] += timed(loop, args.chunk, device)
         trainer.close("FINISHED")
     load_after = os.getloadavg()
 
-    bare_rate, kube_rate = statistics.median(bare_rates), statistics.median(kube_rates)
-    ratios = [k / b for k, b in zip(kube_rates, bare_rates, strict=True)]
+    samples = args.rounds * args.chunk * args.batch
+    rate = {name: samples / spent for name, spent in seconds.items()}
     print(
         f"model={args.model} depth={args.depth} width={args.width} batch={args.batch} device={device} "
         f"precision={args.precision} compile={args.compile} threads={torch.get_num_threads()} "
-        f"checkpoint_every={args.checkpoint_every} "
+        f"checkpoint_every={args.checkpoint_every} min_interval={args.min_interval:g}s "
         f"params={count_parameters(trainer.module)}"
     )
-    print(f"bare     {bare_rate:12.1f} samples/s (median of {args.repeats} x {args.steps} steps)")
-    print(f"kubetune {kube_rate:12.1f} samples/s")
-    print(
-        f"ratio kubetune/bare {kube_rate / bare_rate:.3f} (median of per-repeat ratios {statistics.median(ratios):.3f})"
-    )
-    print(f"per-repeat ratios {' '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"bare     {rate['bare']:12.1f} samples/s ({args.rounds} chunks of {args.chunk} steps each)")
+    print(f"twin     {rate['twin']:12.1f} samples/s (a second bare loop: the measurement's own error)")
+    print(f"kubetune {rate['kubetune']:12.1f} samples/s")
+    print(f"ratio kubetune/bare {rate['kubetune'] / rate['bare']:.3f} (twin/bare {rate['twin'] / rate['bare']:.3f})")
     print(
         f"load average (1/5/15 min) before {' '.join(f'{v:.2f}' for v in load_before)}, "
         f"after {' '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} CPUs"
@@ -189,8 +204,8 @@ def main() -> None:
             parser.error("--mfu needs --model transformer")
         seq = trainer.data.input_shape[0]
         flops_per_token = 6 * count_parameters(trainer.module) + 12 * args.depth * args.width * seq
-        for name, rate in (("bare", bare_rate), ("kubetune", kube_rate)):
-            achieved = flops_per_token * rate * seq
+        for name in ("bare", "kubetune"):
+            achieved = flops_per_token * rate[name] * seq
             tflops, peak = achieved / 1e12, args.peak_flops / 1e12
             print(f"MFU {name:8s} {achieved / args.peak_flops:.4f} ({tflops:.2f} TFLOP/s of {peak:.0f})")
 

@@ -1,0 +1,35 @@
+"""benchmarks/trainer_overhead.py runs end to end and prints what the README quotes. No timing asserts.
+
+A subprocess keeps the benchmark's threads and checkpoint files out of this test session.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARK = ROOT / "benchmarks" / "trainer_overhead.py"
+TINY = ["--model", "mlp", "--width", "16", "--depth", "1", "--chunk", "20", "--rounds", "2", "--threads", "1"]
+
+
+def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK), *TINY, "--checkpoint-every", "15", "--min-interval", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "2 chunks of 20 steps each" in out and "checkpoint_every=15 min_interval=0s" in out
+    rates = {name: float(value) for name, value in re.findall(r"^(bare|twin|kubetune)\s+([\d.]+) samples/s", out, re.M)}
+    assert set(rates) == {"bare", "twin", "kubetune"} and all(rate > 0 for rate in rates.values())
+    found = re.search(r"ratio kubetune/bare ([\d.]+) \(twin/bare ([\d.]+)\)", out)
+    assert found is not None, out
+    assert float(found[1]) == round(rates["kubetune"] / rates["bare"], 3)
+    assert float(found[2]) == round(rates["twin"] / rates["bare"], 3)
