@@ -1,4 +1,4 @@
-"""The architecture and the style hold: import contracts (the pure core), ruff and mypy."""
+"""The architecture and the style hold: import contracts (the pure core), ruff (lint and format) and mypy."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ def test_ruff_is_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_ruff_format_is_clean() -> None:
+    done = _run(_tool("ruff"), "format", "--check", "operator", "trainer", "tests", "benchmarks")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_mypy_strict_is_clean() -> None:
     done = _run(_tool("mypy"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_is_clean_on_the_benchmarks() -> None:
+    done = _run(_tool("mypy"), "benchmarks")  # a run of its own: tests/stragglers would clash with stragglers.py
     assert done.returncode == 0, done.stdout + done.stderr

@@ -35,7 +35,6 @@ CHART_CRD = CHART / "files" / "crds" / "trainingjobs.kubetune.dev.yaml"
 KEEP = {"helm.sh/resource-policy": "keep"}
 
 
-
 def _builtin(doc: dict[str, Any]) -> bool:
     return str(doc["apiVersion"]).split("/")[0] not in CRD_DEFINED_GROUPS
 
@@ -127,8 +126,14 @@ def test_values_yaml_validates_against_the_schema() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [("bogus",), ("operator", "bogus"), ("operator", "image", "bogus"), ("mlflow", "external", "bogus"),
-     ("postgresql", "persistence", "bogus"), ("metrics", "serviceMonitor", "bogus")],
+    [
+        ("bogus",),
+        ("operator", "bogus"),
+        ("operator", "image", "bogus"),
+        ("mlflow", "external", "bogus"),
+        ("postgresql", "persistence", "bogus"),
+        ("metrics", "serviceMonitor", "bogus"),
+    ],
 )
 def test_the_schema_rejects_an_unknown_key(path: tuple[str, ...]) -> None:
     values = _values()
@@ -284,8 +289,15 @@ def test_the_service_monitor_is_optional(render: Render) -> None:
 
 def test_notes_say_how_to_watch_jobs_and_reach_mlflow(tools: Tools) -> None:
     done = run_tool(
-        tools.helm, "install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client",
-        "--set", "mlflow.enabled=true",
+        tools.helm,
+        "install",
+        RELEASE,
+        CHART,
+        "--namespace",
+        NAMESPACE,
+        "--dry-run=client",
+        "--set",
+        "mlflow.enabled=true",
     )
     assert done.returncode == 0, done.stderr
     notes = done.stdout.split("NOTES:", 1)[1]

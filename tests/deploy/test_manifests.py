@@ -62,13 +62,23 @@ def _security_holds(pod_spec: dict[str, Any]) -> None:
 def test_kustomize_builds_the_manifests_and_every_builtin_object_validates(tools: Tools) -> None:
     docs = _kustomized(tools)
     kinds = sorted(f"{doc['kind']}/{doc['metadata']['name']}" for doc in docs)
-    assert kinds == sorted([
-        "ClusterKopfPeering/kubetune", "ClusterRole/kubetune-operator", "ClusterRoleBinding/kubetune-operator",
-        "CustomResourceDefinition/clusterkopfpeerings.kopf.dev", "CustomResourceDefinition/kopfpeerings.kopf.dev",
-        "CustomResourceDefinition/trainingjobs.kubetune.dev", "Deployment/kubetune-operator",
-        "Namespace/kubetune-system", "Role/kubetune-trainer", "RoleBinding/kubetune-trainer",
-        "Service/kubetune-operator-metrics", "ServiceAccount/kubetune-operator", "ServiceAccount/kubetune-trainer",
-    ])
+    assert kinds == sorted(
+        [
+            "ClusterKopfPeering/kubetune",
+            "ClusterRole/kubetune-operator",
+            "ClusterRoleBinding/kubetune-operator",
+            "CustomResourceDefinition/clusterkopfpeerings.kopf.dev",
+            "CustomResourceDefinition/kopfpeerings.kopf.dev",
+            "CustomResourceDefinition/trainingjobs.kubetune.dev",
+            "Deployment/kubetune-operator",
+            "Namespace/kubetune-system",
+            "Role/kubetune-trainer",
+            "RoleBinding/kubetune-trainer",
+            "Service/kubetune-operator-metrics",
+            "ServiceAccount/kubetune-operator",
+            "ServiceAccount/kubetune-trainer",
+        ]
+    )
     for doc in docs:
         if doc["apiVersion"] != "kopf.dev/v1":
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -116,8 +126,13 @@ def test_the_chart_grants_exactly_what_the_manifests_grant(tools: Tools, render:
 
 def test_the_operator_needs_no_more_than_its_job() -> None:
     [role] = [doc for doc in _load(MANIFESTS / "rbac" / "operator.yaml") if doc["kind"] == "ClusterRole"]
-    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
     assert ("", "secrets", "get") not in granted
     powerful = {"update", "deletecollection", "escalate", "bind", "impersonate"}
     only_finalizers = {("kubetune.dev", "trainingjobs/finalizers", "update")}
@@ -155,9 +170,17 @@ def test_the_e2e_script_turns_the_example_into_a_valid_spot_tolerant_job() -> No
     function = re.search(r"^job_manifest\(\) \{.*?^\}", script.read_text(encoding="utf-8"), re.S | re.M)
     assert function
     done = subprocess.run(
-        ["bash", "-c", f"set -euo pipefail; TRAINER_IMAGE=example/trainer:e2e\n{function.group(0)}\n"
-         "job_manifest examples/digits-ddp.yaml digits-ddp-spot 400"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        [
+            "bash",
+            "-c",
+            f"set -euo pipefail; TRAINER_IMAGE=example/trainer:e2e\n{function.group(0)}\n"
+            "job_manifest examples/digits-ddp.yaml digits-ddp-spot 400",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     job = parse(yaml.safe_load(done.stdout))
@@ -198,15 +221,19 @@ def test_the_images_run_as_non_root_with_the_projects_entrypoint(dockerfile: str
 
 
 def test_the_build_context_is_only_what_pip_install_needs() -> None:
-    lines = [line for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-             if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     assert {"!pyproject.toml", "!README.md", "!operator/", "!trainer/"} <= set(lines)
 
 
 def test_sync_crd_script_reports_the_copy_in_sync() -> None:
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "sync-crd.sh")], capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "sync-crd.sh")], capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "in sync" in done.stdout
 
@@ -214,15 +241,17 @@ def test_sync_crd_script_reports_the_copy_in_sync() -> None:
 def _copy_sources(dockerfile: str) -> list[str]:
     """The build-context paths a Dockerfile copies (COPY lines without --from)."""
     lines = (ROOT / dockerfile).read_text(encoding="utf-8").splitlines()
-    return [source for line in lines if line.startswith("COPY ") and "--from=" not in line
-            for source in line.split()[1:-1]]
+    return [
+        source for line in lines if line.startswith("COPY ") and "--from=" not in line for source in line.split()[1:-1]
+    ]
 
 
 def test_the_build_context_yields_a_wheel_that_ships_the_crd(tmp_path: Path) -> None:
     sources = _copy_sources("operator/Dockerfile")
     assert sources == _copy_sources("trainer/Dockerfile")
-    allowed = {line[1:] for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:] for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines() if line.startswith("!")
+    }
     assert set(sources) <= allowed
     context = tmp_path / "context"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "Dockerfile", "build")
@@ -234,7 +263,11 @@ def test_the_build_context_yields_a_wheel_that_ships_the_crd(tmp_path: Path) -> 
             shutil.copy2(ROOT / source, context / source)
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
-        cwd=context, capture_output=True, text=True, timeout=120, check=False,
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     [wheel] = tmp_path.glob("kubetune-*.whl")

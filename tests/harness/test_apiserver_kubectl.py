@@ -35,8 +35,9 @@ def kubectl_env(kubeconfig: Path, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def kubectl(kubectl_binary: Path, kubectl_env: dict[str, str]) -> Kubectl:
     def run(*args: str) -> str:
-        done = subprocess.run([str(kubectl_binary), *args], env=kubectl_env, capture_output=True, text=True,
-                              timeout=60, check=False)
+        done = subprocess.run(
+            [str(kubectl_binary), *args], env=kubectl_env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert done.returncode == 0, f"kubectl {' '.join(args)} failed: {done.stderr}"
         return done.stdout
 
@@ -61,14 +62,29 @@ def test_kubectl_apply_get_patch_describe_wait_delete(api: TestAPIServer, kubect
     assert patched["spec"]["hyperparameters"]["epochs"] == 3 and patched["metadata"]["generation"] == 2
 
     api.patch("tj", "digits-ddp", {"status": {"phase": "Succeeded"}}, subresource="status")
-    assert "condition met" in kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "tj/digits-ddp",
-                                      "--timeout=10s")
+    assert "condition met" in kubectl(
+        "wait", "--for=jsonpath={.status.phase}=Succeeded", "tj/digits-ddp", "--timeout=10s"
+    )
     assert kubectl("get", "tj").splitlines()[1].split()[:3] == ["digits-ddp", "Succeeded", "2"]
 
-    api.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "digits-ddp.1", "namespace": "default"},
-                "involvedObject": {"apiVersion": "kubetune.dev/v1alpha1", "kind": "TrainingJob",
-                                   "name": "digits-ddp", "namespace": "default", "uid": patched["metadata"]["uid"]},
-                "reason": "Launched", "message": "2 workers launched", "type": "Normal", "count": 1})
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "digits-ddp.1", "namespace": "default"},
+            "involvedObject": {
+                "apiVersion": "kubetune.dev/v1alpha1",
+                "kind": "TrainingJob",
+                "name": "digits-ddp",
+                "namespace": "default",
+                "uid": patched["metadata"]["uid"],
+            },
+            "reason": "Launched",
+            "message": "2 workers launched",
+            "type": "Normal",
+            "count": 1,
+        }
+    )
     described = kubectl("describe", "tj", "digits-ddp")
     assert "Name:         digits-ddp" in described and "Phase:  Succeeded" in described
     assert "Launched" in described and "2 workers launched" in described
@@ -78,19 +94,31 @@ def test_kubectl_apply_get_patch_describe_wait_delete(api: TestAPIServer, kubect
 
 
 def test_kubectl_get_pods_prints_the_pod_columns(api: TestAPIServer, kubectl: Kubectl) -> None:
-    api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "worker-0", "namespace": "default"},
-                "spec": {"containers": [{"name": "main", "image": "x"}]}})
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "worker-0", "namespace": "default"},
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+        }
+    )
     lines = kubectl("get", "pods").splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert lines[1].split()[:4] == ["worker-0", "0/1", "Pending", "0"]
 
 
-def test_kubectl_get_watch_prints_changes(api: TestAPIServer, kubectl: Kubectl, kubectl_binary: Path,
-                                          kubectl_env: dict[str, str]) -> None:
+def test_kubectl_get_watch_prints_changes(
+    api: TestAPIServer, kubectl: Kubectl, kubectl_binary: Path, kubectl_env: dict[str, str]
+) -> None:
     kubectl("apply", "--validate=false", "-f", str(CRD_DIR))
     kubectl("apply", "--validate=false", "-f", str(EXAMPLE))
-    process = subprocess.Popen([str(kubectl_binary), "get", "tj", "-w"], env=kubectl_env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(kubectl_binary), "get", "tj", "-w"],
+        env=kubectl_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
 
     def read() -> None:

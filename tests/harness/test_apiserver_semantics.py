@@ -90,18 +90,22 @@ def test_put_with_a_stale_resource_version_is_409_conflict(core: client.CoreV1Ap
 
 
 def test_custom_resource_generation_bumps_only_on_spec_changes(
-        custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
+    custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
+) -> None:
     job = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job())
     assert job["metadata"]["generation"] == 1
-    labelled = custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "digits-ddp",
-                                                     {"metadata": {"labels": {"team": "a"}}})
+    labelled = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"metadata": {"labels": {"team": "a"}}}
+    )
     assert labelled["metadata"]["generation"] == 1
     assert int(labelled["metadata"]["resourceVersion"]) > int(job["metadata"]["resourceVersion"])
-    status = custom.patch_namespaced_custom_object_status(GROUP, VERSION, "default", PLURAL, "digits-ddp",
-                                                          {"status": {"phase": "Running"}})
+    status = custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Running"}}
+    )
     assert status["metadata"]["generation"] == 1 and status["status"]["phase"] == "Running"
-    changed = custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "digits-ddp",
-                                                    {"spec": {"hyperparameters": {"epochs": 5}}})
+    changed = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"spec": {"hyperparameters": {"epochs": 5}}}
+    )
     assert changed["metadata"]["generation"] == 2
 
 
@@ -110,18 +114,25 @@ def test_status_subresource_rules(custom: client.CustomObjectsApi, crds: list[di
     job["status"] = {"phase": "Succeeded"}
     created = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job)
     assert "status" not in created  # status is dropped on create
-    ignored = custom.patch_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "digits-ddp",
-                                                    {"status": {"phase": "Failed"}})
+    ignored = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Failed"}}
+    )
     assert "status" not in ignored  # the main resource ignores status
     only_status = custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, "default", PLURAL, "digits-ddp",
-        {"status": {"phase": "Running"}, "spec": {"hyperparameters": {"epochs": 99}}})
+        GROUP,
+        VERSION,
+        "default",
+        PLURAL,
+        "digits-ddp",
+        {"status": {"phase": "Running"}, "spec": {"hyperparameters": {"epochs": 99}}},
+    )
     assert only_status["status"]["phase"] == "Running"
     assert only_status["spec"]["hyperparameters"]["epochs"] == 30  # /status ignores the spec
 
 
 def test_invalid_custom_resource_is_422_naming_the_field(
-        custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
+    custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
+) -> None:
     job = _job("bad")
     job["spec"]["parallelism"]["workers"] = 0
     with pytest.raises(client.ApiException) as excinfo:
@@ -132,8 +143,7 @@ def test_invalid_custom_resource_is_422_naming_the_field(
     assert [c["field"] for c in body["details"]["causes"]] == ["spec.parallelism.workers"]
 
 
-def test_custom_resources_are_defaulted_and_pruned(
-        custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
+def test_custom_resources_are_defaulted_and_pruned(custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
     job = _job()
     job["spec"]["notAField"] = True
     created = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job)
@@ -142,14 +152,12 @@ def test_custom_resources_are_defaulted_and_pruned(
     assert "backoffLimit" in created["spec"]  # a schema default filled in
 
 
-def test_unserved_resource_is_404_until_its_crd_is_applied(api: TestAPIServer,
-                                                           custom: client.CustomObjectsApi) -> None:
+def test_unserved_resource_is_404_until_its_crd_is_applied(api: TestAPIServer, custom: client.CustomObjectsApi) -> None:
     with pytest.raises(client.ApiException) as excinfo:
         custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
     assert excinfo.value.status == 404
     crd = api.apply_manifests(EXAMPLE.parents[1] / "manifests" / "crds")[0]
-    conditions = {c["type"]: c["status"] for c in api.get("crd", crd["metadata"]["name"], None)["status"][
-        "conditions"]}  # type: ignore[index]
+    conditions = {c["type"]: c["status"] for c in api.get("crd", crd["metadata"]["name"], None)["status"]["conditions"]}  # type: ignore[index]
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
     assert custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["items"] == []
 
@@ -180,8 +188,9 @@ def test_merge_patch_and_json_patch_with_a_failing_test_op(core: client.CoreV1Ap
     patched = core.patch_namespaced_config_map("a", "default", ops)
     assert patched.data == {"k": "3"}
     with pytest.raises(client.ApiException) as excinfo:
-        core.patch_namespaced_config_map("a", "default", [{"op": "test", "path": "/data/k", "value": "2"},
-                                                          {"op": "remove", "path": "/data/k"}])
+        core.patch_namespaced_config_map(
+            "a", "default", [{"op": "test", "path": "/data/k", "value": "2"}, {"op": "remove", "path": "/data/k"}]
+        )
     assert excinfo.value.status == 422
     assert api.get("configmaps", "a")["data"] == {"k": "3"}  # type: ignore[index]
 
@@ -195,39 +204,70 @@ def test_finalizers_delay_deletion_until_removed(core: client.CoreV1Api, api: Te
     assert api.get("configmaps", "a") is None
 
 
-def test_deleting_an_owner_collects_its_dependents(api: TestAPIServer, core: client.CoreV1Api,
-                                                   custom: client.CustomObjectsApi,
-                                                   crds: list[dict[str, Any]]) -> None:
+def test_deleting_an_owner_collects_its_dependents(
+    api: TestAPIServer, core: client.CoreV1Api, custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
+) -> None:
     owner = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job())
-    ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "name": "digits-ddp",
-           "uid": owner["metadata"]["uid"], "controller": True}
-    core.create_namespaced_service("default", {"metadata": {"name": "svc", "ownerReferences": [ref]},
-                                               "spec": {"clusterIP": "None"}})
-    core.create_namespaced_pod("default", {"metadata": {"name": "worker-0", "ownerReferences": [ref]},
-                                           "spec": {"containers": [{"name": "main", "image": "x"}]}})
-    core.create_namespaced_pod("default", {"metadata": {"name": "unowned"},
-                                           "spec": {"containers": [{"name": "main", "image": "x"}]}})
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingJob",
+        "name": "digits-ddp",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+    }
+    core.create_namespaced_service(
+        "default", {"metadata": {"name": "svc", "ownerReferences": [ref]}, "spec": {"clusterIP": "None"}}
+    )
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "worker-0", "ownerReferences": [ref]},
+            "spec": {"containers": [{"name": "main", "image": "x"}]},
+        },
+    )
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "unowned"}, "spec": {"containers": [{"name": "main", "image": "x"}]}}
+    )
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "digits-ddp")
     assert api.get("services", "svc") is None
     assert [p["metadata"]["name"] for p in api.objects("pods")] == ["unowned"]
 
 
 def test_events_of_both_apis_can_be_created_and_listed_by_involved_object(
-        core: client.CoreV1Api, api_client: client.ApiClient) -> None:
+    core: client.CoreV1Api, api_client: client.ApiClient
+) -> None:
     involved = {"kind": "Pod", "name": "p", "namespace": "default"}
-    core.create_namespaced_event("default", {"metadata": {"name": "e1"}, "involvedObject": involved,
-                                             "reason": "Started", "message": "hi", "type": "Normal"})
+    core.create_namespaced_event(
+        "default",
+        {
+            "metadata": {"name": "e1"},
+            "involvedObject": involved,
+            "reason": "Started",
+            "message": "hi",
+            "type": "Normal",
+        },
+    )
     client.EventsV1Api(api_client).create_namespaced_event(
-        "default", {"metadata": {"name": "e2"}, "regarding": involved, "reason": "Started",
-                    "action": "Start", "eventTime": "2025-01-01T00:00:00.000000Z",
-                    "reportingController": "t", "reportingInstance": "t", "type": "Normal"})
+        "default",
+        {
+            "metadata": {"name": "e2"},
+            "regarding": involved,
+            "reason": "Started",
+            "action": "Start",
+            "eventTime": "2025-01-01T00:00:00.000000Z",
+            "reportingController": "t",
+            "reportingInstance": "t",
+            "type": "Normal",
+        },
+    )
     found = core.list_namespaced_event("default", field_selector="involvedObject.name=p")
     assert [e.reason for e in found.items] == ["Started"]
     assert core.list_namespaced_event("default", field_selector="involvedObject.name=q").items == []
 
 
 def test_discovery_lists_custom_resources_with_names_and_subresources(
-        api_client: client.ApiClient, crds: list[dict[str, Any]]) -> None:
+    api_client: client.ApiClient, crds: list[dict[str, Any]]
+) -> None:
     resources = client.CustomObjectsApi(api_client).get_api_resources(GROUP, VERSION)
     by_name = {r.name: r for r in resources.resources}
     assert by_name["trainingjobs"].short_names == ["tj"] and by_name["trainingjobs"].namespaced
@@ -242,8 +282,9 @@ def test_injected_faults_hit_the_chosen_share_of_requests(api: TestAPIServer, co
     failures = 0
     for i in range(40):
         try:
-            core.create_namespaced_pod("default", {"metadata": {"name": f"p{i}"},
-                                                   "spec": {"containers": [{"name": "m", "image": "x"}]}})
+            core.create_namespaced_pod(
+                "default", {"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "m", "image": "x"}]}}
+            )
         except client.ApiException as error:
             assert error.status == 500 and json.loads(error.body)["reason"] == "InternalError"
             failures += 1
@@ -254,8 +295,9 @@ def test_injected_faults_hit_the_chosen_share_of_requests(api: TestAPIServer, co
     dropped = api.inject_fault("*", r"/configmaps", 503)
     api.remove_fault(dropped)
     api.inject_fault("PATCH", r"/status$", 409, times=1)
-    core.create_namespaced_pod("default", {"metadata": {"name": "s"},
-                                           "spec": {"containers": [{"name": "m", "image": "x"}]}})
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "s"}, "spec": {"containers": [{"name": "m", "image": "x"}]}}
+    )
     with pytest.raises(client.ApiException) as excinfo:
         core.patch_namespaced_pod_status("s", "default", {"status": {"phase": "Running"}})
     assert excinfo.value.status == 409
@@ -264,8 +306,9 @@ def test_injected_faults_hit_the_chosen_share_of_requests(api: TestAPIServer, co
 
 
 def test_in_process_accessors_return_copies(api: TestAPIServer) -> None:
-    api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}},
-               namespace="default")
+    api.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}, namespace="default"
+    )
     copy_ = api.get("cm", "a")
     assert copy_ is not None
     original = copy.deepcopy(copy_)
@@ -279,8 +322,12 @@ def test_requests_do_not_slow_down_as_they_accumulate(api: TestAPIServer) -> Non
         began = time.perf_counter()
         for i in range(start, start + 100):
             body = json.dumps({"metadata": {"name": f"c{i}"}}).encode()
-            request = urllib.request.Request(f"{api.url}/api/v1/namespaces/default/configmaps", data=body,
-                                             headers={"Content-Type": "application/json"}, method="POST")
+            request = urllib.request.Request(
+                f"{api.url}/api/v1/namespaces/default/configmaps",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
             with urllib.request.urlopen(request) as response:
                 assert response.status == 201
         return time.perf_counter() - began
@@ -297,12 +344,15 @@ def test_wait_for_helper_fails_with_a_clear_message() -> None:
         wait_for(lambda: None, timeout=0.1, what="never")
 
 
-@pytest.mark.parametrize(("kind", "body", "field"), [
-    ("configmaps", {"metadata": {"name": "Bad_Name"}}, "metadata.name"),
-    ("services", {"metadata": {"name": "1-starts-with-a-digit"}}, "metadata.name"),
-    ("configmaps", {"metadata": {"name": "ok", "labels": {"run": "x" * 64}}}, "metadata.labels[run]"),
-    ("configmaps", {"metadata": {"name": "ok", "labels": {"bad key!": "v"}}}, "metadata.labels"),
-])
+@pytest.mark.parametrize(
+    ("kind", "body", "field"),
+    [
+        ("configmaps", {"metadata": {"name": "Bad_Name"}}, "metadata.name"),
+        ("services", {"metadata": {"name": "1-starts-with-a-digit"}}, "metadata.name"),
+        ("configmaps", {"metadata": {"name": "ok", "labels": {"run": "x" * 64}}}, "metadata.labels[run]"),
+        ("configmaps", {"metadata": {"name": "ok", "labels": {"bad key!": "v"}}}, "metadata.labels"),
+    ],
+)
 def test_invalid_names_and_labels_are_422(api: TestAPIServer, kind: str, body: dict[str, Any], field: str) -> None:
     info = api.store.lookup(kind)
     with pytest.raises(Exception) as excinfo:
@@ -312,10 +362,10 @@ def test_invalid_names_and_labels_are_422(api: TestAPIServer, kind: str, body: d
     assert [c["field"] for c in error.details["causes"]] == [field]  # type: ignore[attr-defined]
 
 
-def test_pod_specs_are_immutable_but_nodename_comes_through_binding(core: client.CoreV1Api,
-                                                                    api: TestAPIServer) -> None:
-    core.create_namespaced_pod("default", {"metadata": {"name": "p"},
-                                           "spec": {"containers": [{"name": "m", "image": "x:1"}]}})
+def test_pod_specs_are_immutable_but_nodename_comes_through_binding(core: client.CoreV1Api, api: TestAPIServer) -> None:
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "m", "image": "x:1"}]}}
+    )
     with pytest.raises(client.ApiException) as excinfo:
         core.patch_namespaced_pod("p", "default", {"spec": {"restartPolicy": "Never"}})
     assert excinfo.value.status == 422 and "Forbidden" in _error(excinfo)["message"]
@@ -331,16 +381,33 @@ def test_pod_specs_are_immutable_but_nodename_comes_through_binding(core: client
 
 def test_pods_on_a_node_nobody_runs_are_deleted_at_once(api: TestAPIServer) -> None:
     api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
-    api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-                "spec": {"containers": [{"name": "m", "image": "x"}]}})
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "m", "image": "x"}]},
+        }
+    )
     api.store.bind("default", "p", "n1")
     api.delete("pods", "p")
     assert api.get("pods", "p") is None
-    api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q", "namespace": "default"},
-                "spec": {"containers": [{"name": "m", "image": "x"}]}})
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "q", "namespace": "default"},
+            "spec": {"containers": [{"name": "m", "image": "x"}]},
+        }
+    )
     api.store.bind("default", "q", "n1")
-    api.patch("nodes", "n1", {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, namespace=None,
-              subresource="status")
+    api.patch(
+        "nodes",
+        "n1",
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        namespace=None,
+        subresource="status",
+    )
     terminating = api.delete("pods", "q")
     assert terminating["metadata"]["deletionTimestamp"] and terminating["metadata"]["deletionGracePeriodSeconds"] == 30
     api.delete("pods", "q", grace_seconds=0)
@@ -372,8 +439,10 @@ def test_health_and_version_endpoints(api: TestAPIServer, api_client: client.Api
 
 
 def test_delete_answers_202_while_finalizers_hold_the_object(api: TestAPIServer) -> None:
-    api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["x/y"]}},
-               namespace="default")
+    api.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["x/y"]}},
+        namespace="default",
+    )
     request = urllib.request.Request(f"{api.url}/api/v1/namespaces/default/configmaps/held", method="DELETE")
     with urllib.request.urlopen(request) as response:
         assert response.status == 202

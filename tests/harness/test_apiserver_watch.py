@@ -23,8 +23,9 @@ def _events(api: TestAPIServer, path: str, **params: str) -> list[dict[str, Any]
 
 
 def _cm(api: TestAPIServer, name: str, **labels: str) -> dict[str, Any]:
-    return api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}},
-                      namespace="default")
+    return api.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}}, namespace="default"
+    )
 
 
 def test_watch_resumes_after_the_lists_resource_version(api: TestAPIServer, core: client.CoreV1Api) -> None:
@@ -35,7 +36,10 @@ def test_watch_resumes_after_the_lists_resource_version(api: TestAPIServer, core
     api.delete("configmaps", "before")
     events = _events(api, CM, resourceVersion=listed.metadata.resource_version, timeoutSeconds="1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "after"), ("MODIFIED", "after"), ("DELETED", "before")]
+        ("ADDED", "after"),
+        ("MODIFIED", "after"),
+        ("DELETED", "before"),
+    ]
     rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert rvs == sorted(rvs) and rvs[0] > int(listed.metadata.resource_version)
 
@@ -91,11 +95,16 @@ def test_watch_filters_by_field_selector_across_namespaces(api: TestAPIServer) -
     api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
     rv = str(api.resource_version)
     for ns in ("default", "other"):
-        api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
-                    "spec": {"containers": [{"name": "m", "image": "x"}]}})
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p", "namespace": ns},
+                "spec": {"containers": [{"name": "m", "image": "x"}]},
+            }
+        )
     api.patch("pods", "p", {"status": {"phase": "Running"}}, namespace="other", subresource="status")
-    events = _events(api, "/api/v1/pods", resourceVersion=rv, fieldSelector="status.phase=Running",
-                     timeoutSeconds="1")
+    events = _events(api, "/api/v1/pods", resourceVersion=rv, fieldSelector="status.phase=Running", timeoutSeconds="1")
     assert [(e["type"], e["object"]["metadata"]["namespace"]) for e in events] == [("ADDED", "other")]
 
 
@@ -105,8 +114,7 @@ def test_live_watch_with_the_official_client(api: TestAPIServer, core: client.Co
 
     def follow() -> None:
         stream = watch.Watch()
-        for event in stream.stream(core.list_namespaced_config_map, "default", resource_version=rv,
-                                   timeout_seconds=3):
+        for event in stream.stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=3):
             seen.append((event["type"], event["object"].metadata.name))
             if len(seen) == 2:
                 stream.stop()

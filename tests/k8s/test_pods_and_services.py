@@ -14,11 +14,14 @@ SETTINGS = OperatorSettings()
 
 
 def job(**spec: Any) -> Any:
-    return parse({
-        "apiVersion": "kubetune.dev/v1alpha1", "kind": "TrainingJob",
-        "metadata": {"name": "mnist", "namespace": "team-a", "generation": 1},
-        "spec": {"trainer": {"model": {"family": "cnn"}}, "parallelism": {"workers": 2}, **spec},
-    })
+    return parse(
+        {
+            "apiVersion": "kubetune.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": "mnist", "namespace": "team-a", "generation": 1},
+            "spec": {"trainer": {"model": {"family": "cnn"}}, "parallelism": {"workers": 2}, **spec},
+        }
+    )
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +32,10 @@ def test_worker_pod_has_the_trainer_contract_and_stable_dns() -> None:
     pod = build_pod(job(), 1, 3, SETTINGS, run_id="r1", tracking_uri="http://mlflow:5000")
     assert pod["metadata"]["name"] == "mnist-w1-a3"
     assert pod["metadata"]["labels"] == {
-        "kubetune.dev/job": "mnist", "app.kubernetes.io/managed-by": "kubetune",
-        "kubetune.dev/rank": "1", "kubetune.dev/attempt": "3",
+        "kubetune.dev/job": "mnist",
+        "app.kubernetes.io/managed-by": "kubetune",
+        "kubetune.dev/rank": "1",
+        "kubetune.dev/attempt": "3",
     }
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Never"
@@ -46,8 +51,11 @@ def test_worker_pod_has_the_trainer_contract_and_stable_dns() -> None:
     container = spec["containers"][0]
     assert container["command"] == ["python", "-m", "kubetune_trainer"]
     assert container["securityContext"] == {
-        "runAsNonRoot": True, "runAsUser": 65532, "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
     }
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts == {"/var/lib/kubetune/checkpoints": "checkpoints", "/tmp": "scratch"}
@@ -65,7 +73,8 @@ def test_gpus_placement_pvc_and_kueue() -> None:
     pod = build_pod(the_job, 0, 0, SETTINGS)
     container = pod["spec"]["containers"][0]
     assert container["resources"] == {
-        "requests": {"cpu": "4", "nvidia.com/gpu": 1}, "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
+        "requests": {"cpu": "4", "nvidia.com/gpu": 1},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
     }
     assert env_of(pod)["KUBETUNE_BACKEND"] == "nccl" and env_of(pod)["KUBETUNE_DEVICE"] == "cuda"
     assert pod["spec"]["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
@@ -79,8 +88,14 @@ def test_gpus_placement_pvc_and_kueue() -> None:
 
 
 def test_bring_your_own_trainer_keeps_command_image_and_env() -> None:
-    the_job = job(trainer={"image": "me/train:1", "command": ["torchrun"], "args": ["train.py"],
-                           "env": [{"name": "FOO", "value": "bar"}]})
+    the_job = job(
+        trainer={
+            "image": "me/train:1",
+            "command": ["torchrun"],
+            "args": ["train.py"],
+            "env": [{"name": "FOO", "value": "bar"}],
+        }
+    )
     container = build_pod(the_job, 0, 0, SETTINGS)["spec"]["containers"][0]
     assert container["image"] == "me/train:1"
     assert container["command"] == ["torchrun"] and container["args"] == ["train.py"]
@@ -97,8 +112,11 @@ def test_headless_service_selects_the_job_and_publishes_not_ready_addresses() ->
 
 def pod(phase: str = "Running", **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "metadata": {"name": "mnist-w1-a3", "labels": {"kubetune.dev/rank": "1", "kubetune.dev/attempt": "3"},
-                     "annotations": {}},
+        "metadata": {
+            "name": "mnist-w1-a3",
+            "labels": {"kubetune.dev/rank": "1", "kubetune.dev/attempt": "3"},
+            "annotations": {},
+        },
         "spec": {"nodeName": "spot-1"},
         "status": {"phase": phase},
     }
@@ -114,8 +132,16 @@ def test_observe_reads_heartbeat_annotation_and_termination_message() -> None:
     assert (running.rank, running.attempt, running.phase, running.node) == (1, 3, "Running", "spot-1")
     assert running.heartbeat.step == 40 and running.heartbeat.metrics == {"train_loss": 0.3}
     message = json.dumps({"outcome": "preempted", "step": 40, "checkpoint_step": 40})
-    ended = observe_pod(pod("Failed", status={"containerStatuses": [
-        {"state": {"terminated": {"exitCode": 143, "reason": "Error", "message": message}}}]}))
+    ended = observe_pod(
+        pod(
+            "Failed",
+            status={
+                "containerStatuses": [
+                    {"state": {"terminated": {"exitCode": 143, "reason": "Error", "message": message}}}
+                ]
+            },
+        )
+    )
     assert ended is not None and ended.result is not None
     assert ended.exit_code == 143 and ended.result.outcome == "preempted" and ended.result.checkpoint_step == 40
 

@@ -46,10 +46,15 @@ class MemoryAdapter:
 
 def body(workers: int = 2, status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "kubetune.dev/v1alpha1", "kind": "TrainingJob",
+        "apiVersion": "kubetune.dev/v1alpha1",
+        "kind": "TrainingJob",
         "metadata": {"name": "j", "namespace": "ns", "uid": "u1", "generation": 1},
-        "spec": {"trainer": {"model": {"family": "mlp"}}, "parallelism": {"workers": workers},
-                 "tracking": {"enabled": False}, **spec},
+        "spec": {
+            "trainer": {"model": {"family": "mlp"}},
+            "parallelism": {"workers": workers},
+            "tracking": {"enabled": False},
+            **spec,
+        },
         "status": status or {},
     }
 
