@@ -23,6 +23,8 @@ the next loop's chunk, is rare rather than systematic. The load average before a
 
     python benchmarks/trainer_overhead.py --model mlp
     python benchmarks/trainer_overhead.py --model transformer --device cuda --precision bf16 --compile --mfu
+    python benchmarks/trainer_overhead.py --model transformer --depth 12 --width 768 --batch 16 --seq-len 1024 \
+        --vocab 50304 --device cuda --precision bf16 --compile --mfu --chunk 20 --rounds 5   # GPT-small's shape
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seq-len", type=int, default=TrainerConfig.synthetic_seq_len, help="transformer tokens/seq")
+    parser.add_argument("--vocab", type=int, default=TrainerConfig.synthetic_vocab, help="transformer vocabulary")
     parser.add_argument("--chunk", type=int, default=150, help="steps per timed chunk")
     parser.add_argument("--rounds", type=int, default=30, help="rounds (each loop times one chunk per round)")
     parser.add_argument(
@@ -154,6 +158,8 @@ def main() -> None:
             model_depth=args.depth,
             model_width=args.width,
             dataset="synthetic",
+            synthetic_seq_len=args.seq_len,
+            synthetic_vocab=args.vocab,
             batch_size=args.batch,
             epochs=10**6,
             device=args.device,

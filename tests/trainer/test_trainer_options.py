@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from kubetune_trainer import checkpoint
+from kubetune_trainer import checkpoint, data
 from kubetune_trainer.config import StepDelay, TrainerConfig
 from kubetune_trainer.progress import NullSink, Reporter
 from kubetune_trainer.train import Preempted, Trainer
@@ -35,6 +35,18 @@ def test_every_family_trains_in_both_precisions(family: str, dataset: str, preci
     metrics = trainer.run()
     assert trainer.step == 6
     assert math.isfinite(metrics["train_loss"]) and 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_the_synthetic_sequences_take_their_length_and_vocabulary_from_the_config() -> None:
+    env = {"KUBETUNE_DATASET": "synthetic", "KUBETUNE_MODEL_FAMILY": "transformer", "KUBETUNE_MODEL_WIDTH": "32"}
+    config = TrainerConfig.from_env({**env, "KUBETUNE_SYNTHETIC_SEQ_LEN": "16", "KUBETUNE_SYNTHETIC_VOCAB": "40"})
+    trainer = Trainer(dataclasses.replace(config, steps=2, checkpoint_every_steps=0, omp_num_threads=1))
+    assert trainer.data.input_shape == (16,) and trainer.train_x.shape[1] == 16 and trainer.data.vocab_size == 40
+    assert int(trainer.train_x.max()) < 40 and len(trainer.train_y) == 16384 * 32 // 16  # the same tokens a split
+    assert trainer.module(trainer.train_x[:2]).shape == (2, 16, 40)
+    assert math.isfinite(trainer.run()["train_loss"])
+    default = TrainerConfig()
+    assert (default.synthetic_seq_len, default.synthetic_vocab) == (data.SYNTHETIC_SEQ_LEN, data.SYNTHETIC_VOCAB)
 
 
 def test_bf16_autocast_computes_in_bfloat16() -> None:

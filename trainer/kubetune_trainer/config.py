@@ -144,6 +144,8 @@ _KUBETUNE_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "model_depth": ("KUBETUNE_MODEL_DEPTH", _int(1)),
     "model_width": ("KUBETUNE_MODEL_WIDTH", _int(1)),
     "dataset": ("KUBETUNE_DATASET", _choice(DATASETS)),
+    "synthetic_seq_len": ("KUBETUNE_SYNTHETIC_SEQ_LEN", _int(1)),
+    "synthetic_vocab": ("KUBETUNE_SYNTHETIC_VOCAB", _int(2)),
     "learning_rate": ("KUBETUNE_LEARNING_RATE", _float(0.0, strict=True)),
     "batch_size": ("KUBETUNE_BATCH_SIZE", _int(1)),
     "momentum": ("KUBETUNE_MOMENTUM", _float(0.0)),
@@ -198,6 +200,8 @@ class TrainerConfig:
     model_depth: int = 2
     model_width: int = 128
     dataset: str = "digits"
+    synthetic_seq_len: int = 128  # dataset synthetic, transformer: tokens per sequence
+    synthetic_vocab: int = 256  # dataset synthetic, transformer: vocabulary size
     learning_rate: float = 0.05
     batch_size: int = 64
     momentum: float = 0.9

@@ -95,30 +95,30 @@ def _mnist5k(family: str, seed: int) -> Splits:
     return _from_images(np.asarray(images) / 255.0, np.asarray(labels), family, seed, 28)
 
 
-def _synthetic(family: str, seed: int) -> Splits:
+def _synthetic(family: str, seed: int, seq_len: int, vocab: int) -> Splits:
     generator = torch.Generator().manual_seed(seed)
     counts = SYNTHETIC_SAMPLES
-    if family == "transformer":
-        sizes = [n // 4 for n in counts]
-        shape = (SYNTHETIC_SEQ_LEN + 1,)
-        seqs = [torch.randint(SYNTHETIC_VOCAB, (n, *shape), generator=generator) for n in sizes]
+    if family == "transformer":  # the same tokens per split (half a million to train) whatever the length
+        sizes = [max(8, n * 32 // seq_len) for n in counts]
+        shape = (seq_len + 1,)
+        seqs = [torch.randint(vocab, (n, *shape), generator=generator) for n in sizes]
         xs = [s[:, :-1].contiguous() for s in seqs]
         ys = [s[:, 1:].contiguous() for s in seqs]
-        return Splits(
-            xs[0], ys[0], xs[1], ys[1], xs[2], ys[2],
-            (SYNTHETIC_SEQ_LEN,), SYNTHETIC_VOCAB, SYNTHETIC_VOCAB, False,
-        )  # fmt: skip
+        return Splits(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], (seq_len,), vocab, vocab, False)
     xs = [torch.rand((n, *SYNTHETIC_IMAGE), generator=generator) for n in counts]
     ys = [torch.randint(SYNTHETIC_CLASSES, (n,), generator=generator) for n in counts]
     return Splits(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], SYNTHETIC_IMAGE, SYNTHETIC_CLASSES, 0, True)
 
 
-def load_dataset(name: str, family: str, seed: int) -> Splits:
-    """The named dataset as ``family`` consumes it, split deterministically from ``seed``."""
+def load_dataset(
+    name: str, family: str, seed: int, *, seq_len: int = SYNTHETIC_SEQ_LEN, vocab: int = SYNTHETIC_VOCAB
+) -> Splits:
+    """The named dataset as ``family`` consumes it, split deterministically from ``seed`` (``seq_len`` and
+    ``vocab``: the synthetic language-modelling sequences' length and vocabulary, for throughput runs)."""
     if name == "digits":
         return _digits(family, seed)
     if name == "mnist5k":
         return _mnist5k(family, seed)
     if name == "synthetic":
-        return _synthetic(family, seed)
+        return _synthetic(family, seed, seq_len, vocab)
     raise ConfigError(f"KUBETUNE_DATASET={name!r}: unknown dataset")

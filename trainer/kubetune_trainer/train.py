@@ -151,7 +151,13 @@ class Trainer:
         ksync = config.parallelism == "ksync" and config.distributed  # RPC to a parameter server, no process group
         if config.distributed and not ksync and not dist.is_initialized():
             _init_process_group(config, self.device)
-        self.data = splits or load_dataset(config.dataset, config.model_family, config.seed)
+        self.data = splits or load_dataset(
+            config.dataset,
+            config.model_family,
+            config.seed,
+            seq_len=config.synthetic_seq_len,
+            vocab=config.synthetic_vocab,
+        )
         self.train_x = self.data.train_x.to(self.device)
         self.train_y = self.data.train_y.to(self.device)
         self.pipelined = config.parallelism == "model" and config.distributed
