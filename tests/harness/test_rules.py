@@ -131,6 +131,15 @@ def test_core_discovery_lists_pod_subresources() -> None:
 NODES = {
     n.name: {**n.manifest(), "status": {"conditions": [{"type": "Ready", "status": "True"}]}} for n in DEFAULT_NODES
 }
+
+
+def _required_node_affinity(key: str, operator: str, values: list[str]) -> dict[str, Any]:
+    """A pod spec fragment: one required node-affinity term with one match expression."""
+    expression = {"key": key, "operator": operator, "values": values}
+    term = {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}
+    return {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term}}}
+
+
 SPOT_TOLERATION = {
     "key": "kubernetes.azure.com/scalesetpriority",
     "operator": "Equal",
@@ -149,48 +158,12 @@ SPOT_TOLERATION = {
         ({"tolerations": [{**SPOT_TOLERATION, "value": "other"}]}, "spot-1", False),
         ({"nodeSelector": {"karpenter.sh/capacity-type": "spot"}}, "ondemand-1", False),
         (
-            {
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {
-                                            "key": "node.kubernetes.io/capacity",
-                                            "operator": "In",
-                                            "values": ["on-demand"],
-                                        }
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                }
-            },
+            _required_node_affinity("node.kubernetes.io/capacity", "In", ["on-demand"]),
             "ondemand-2",
             True,
         ),
         (
-            {
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {
-                                            "key": "node.kubernetes.io/capacity",
-                                            "operator": "NotIn",
-                                            "values": ["on-demand"],
-                                        }
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                }
-            },
+            _required_node_affinity("node.kubernetes.io/capacity", "NotIn", ["on-demand"]),
             "ondemand-2",
             False,
         ),

@@ -17,7 +17,7 @@ import torch
 from kubetune_trainer import checkpoint
 from kubetune_trainer.config import TrainerConfig
 from kubetune_trainer.train import Trainer
-from trainer_harness import base_env, launch, read_progress, read_result
+from trainer_harness import base_env, launch, read_result, wait_for_heartbeat
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -57,11 +57,7 @@ def test_a_compiled_bf16_transformer_trains_on_the_gpu(tmp_path: Path, monkeypat
 def test_sigterm_on_the_gpu_checkpoints_within_five_seconds_and_exits_143(tmp_path: Path) -> None:
     env = base_env(tmp_path, KUBETUNE_DEVICE="cuda", KUBETUNE_EPOCHS="100000", KUBETUNE_CHECKPOINT_EVERY_STEPS="0")
     proc = launch(env)
-    deadline = time.monotonic() + 120
-    while not any(r["kind"] == "heartbeat" for r in read_progress(tmp_path)):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_heartbeat(proc, tmp_path, 120)
     time.sleep(0.5)
     sent_wall = time.time()
     proc.send_signal(signal.SIGTERM)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from kubetune_trainer import checkpoint
-from trainer_harness import base_env, launch, read_progress, read_result
+from trainer_harness import base_env, launch, read_progress, read_result, wait_for_heartbeat
 
 
 def test_a_short_run_succeeds_with_metrics_and_a_final_heartbeat(tmp_path: Path) -> None:
@@ -25,11 +25,7 @@ def test_a_short_run_succeeds_with_metrics_and_a_final_heartbeat(tmp_path: Path)
 def test_sigterm_checkpoints_and_exits_143_within_five_seconds(tmp_path: Path) -> None:
     env = base_env(tmp_path, KUBETUNE_EPOCHS="1000", KUBETUNE_CHECKPOINT_EVERY_STEPS="0")
     proc = launch(env)
-    deadline = time.monotonic() + 60
-    while not any(r["kind"] == "heartbeat" for r in read_progress(tmp_path)):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_heartbeat(proc, tmp_path, 60)
     time.sleep(0.3)
     sent, sent_wall = time.monotonic(), time.time()
     proc.send_signal(signal.SIGTERM)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,15 @@ def read_progress(tmp: Path, rank: int = 0) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_heartbeat(proc: subprocess.Popen[str], tmp: Path, timeout: float, rank: int = 0) -> None:
+    """Block until ``rank`` has written a step heartbeat (it is training); fail if it exits or times out first."""
+    deadline = time.monotonic() + timeout
+    while not any(r["kind"] == "heartbeat" for r in read_progress(tmp, rank)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no heartbeat within {timeout} s"
+        time.sleep(0.05)
 
 
 PORT_TAKEN = ("EADDRINUSE", "Address already in use")
