@@ -72,9 +72,10 @@ class HeartbeatReader:
             self.checkpoint_step = beat.checkpoint_step
         # A record without the total or metrics (a checkpoint record, a bare ``report(step=...)``) keeps the last known.
         previous = self.latest
+        known_total = previous.total_steps if previous else None
         self.latest = dataclasses.replace(
             beat,
-            total_steps=beat.total_steps if beat.total_steps is not None or previous is None else previous.total_steps,
+            total_steps=beat.total_steps if beat.total_steps is not None else known_total,
             metrics=beat.metrics or (previous.metrics if previous else {}),
             checkpoint_step=self.checkpoint_step,
         )
