@@ -208,8 +208,13 @@ def main() -> None:
     if args.mfu:
         if args.model != "transformer":
             parser.error("--mfu needs --model transformer")
+        # PaLM's count (as nanoGPT's MFU): 6 FLOPs per weight that multiplies (an embedding lookup multiplies
+        # nothing; the untied output head does) and per token, plus attention's 12 * layers * width * length.
         seq = trainer.data.input_shape[0]
-        flops_per_token = 6 * count_parameters(trainer.module) + 12 * args.depth * args.width * seq
+        lookups = sum(m.weight.numel() for m in trainer.module.modules() if isinstance(m, torch.nn.Embedding))
+        matmul_params = count_parameters(trainer.module) - lookups
+        flops_per_token = 6 * matmul_params + 12 * args.depth * args.width * seq
+        print(f"MFU counts {matmul_params} multiplying weights (embedding tables, {lookups}, left out)")
         for name in ("bare", "kubetune"):
             achieved = flops_per_token * rate[name] * seq
             tflops, peak = achieved / 1e12, args.peak_flops / 1e12

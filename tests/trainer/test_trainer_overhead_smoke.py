@@ -33,3 +33,23 @@ def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
     assert found is not None, out
     assert float(found[1]) == round(rates["kubetune"] / rates["bare"], 3)
     assert float(found[2]) == round(rates["twin"] / rates["bare"], 3)
+
+
+def test_the_mfu_counts_the_multiplying_weights_and_leaves_the_embedding_tables_out() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK), *TINY, "--model", "transformer", "--seq-len", "8", "--vocab", "32", "--mfu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    params = re.search(r"params=(\d+)", done.stdout)
+    assert params is not None, done.stdout
+    total = int(params[1])
+    counted = re.search(r"MFU counts (\d+) multiplying weights \(embedding tables, (\d+), left out\)", done.stdout)
+    assert counted is not None, done.stdout
+    assert int(counted[2]) == 32 * 16 + 8 * 16  # token and position tables of width 16
+    assert int(counted[1]) + int(counted[2]) == total
+    assert re.search(r"^MFU kubetune \d\.\d{4} ", done.stdout, re.M)
