@@ -15,9 +15,9 @@ BENCHMARK = ROOT / "benchmarks" / "trainer_overhead.py"
 TINY = ["--model", "mlp", "--width", "16", "--depth", "1", "--chunk", "20", "--rounds", "2", "--threads", "1"]
 
 
-def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
+def _run(*args: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), *TINY, "--checkpoint-every", "15", "--min-interval", "0"],
+        [sys.executable, str(BENCHMARK), *TINY, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,7 +25,11 @@ def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
+    out = _run("--checkpoint-every", "15", "--min-interval", "0")
     assert "2 chunks of 20 steps each" in out and "checkpoint_every=15 min_interval=0s" in out
     rates = {name: float(value) for name, value in re.findall(r"^(bare|twin|kubetune)\s+([\d.]+) samples/s", out, re.M)}
     assert set(rates) == {"bare", "twin", "kubetune"} and all(rate > 0 for rate in rates.values())
@@ -36,20 +40,12 @@ def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
 
 
 def test_the_mfu_counts_the_multiplying_weights_and_leaves_the_embedding_tables_out() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK), *TINY, "--model", "transformer", "--seq-len", "8", "--vocab", "32", "--mfu"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    params = re.search(r"params=(\d+)", done.stdout)
-    assert params is not None, done.stdout
+    out = _run("--model", "transformer", "--seq-len", "8", "--vocab", "32", "--mfu")
+    params = re.search(r"params=(\d+)", out)
+    assert params is not None, out
     total = int(params[1])
-    counted = re.search(r"MFU counts (\d+) multiplying weights \(embedding tables, (\d+), left out\)", done.stdout)
-    assert counted is not None, done.stdout
+    counted = re.search(r"MFU counts (\d+) multiplying weights \(embedding tables, (\d+), left out\)", out)
+    assert counted is not None, out
     assert int(counted[2]) == 32 * 16 + 8 * 16  # token and position tables of width 16
     assert int(counted[1]) + int(counted[2]) == total
-    assert re.search(r"^MFU kubetune \d\.\d{4} ", done.stdout, re.M)
+    assert re.search(r"^MFU kubetune \d\.\d{4} ", out, re.M)
