@@ -106,6 +106,12 @@ BAD = [
         _with("apiVersion", "kubetune.dev/v1"),
         "apiVersion: must be 'kubetune.dev/v1alpha1'",
     ),
+    ("bad cpu quantity", _with("spec.resources.limits", {"cpu": "lots"}), "spec.resources.limits.cpu: must match"),
+    (
+        "negative memory",
+        _with("spec.resources.requests", {"memory": "-1Gi"}),
+        "spec.resources.requests.memory: must match",
+    ),
     ("bad name", _with("metadata.name", "Digits_MLP"), "metadata.name: must be a DNS label"),
     ("spec not an object", _with("spec", [1, 2]), "spec: must be an object, got array"),
 ]

@@ -180,3 +180,30 @@ def test_prometheus_endpoint_serves_the_operator_metrics() -> None:
     assert 'kubetune_pods_restarted_total{reason="WorkerPreempted"} 2.0' in text
     assert 'kubetune_trainingjobs{phase="Restarting"} 1.0' in text
     assert 'kubetune_trainingjobs{phase="Failed"} 1.0' in text
+
+
+THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def test_cpu_threads_follow_the_containers_cpu_limit_else_its_request() -> None:
+    def threads(**spec: Any) -> set[str | None]:
+        env = env_of(build_pod(job(**spec), 0, 0, SETTINGS))
+        return {env.get(name) for name in THREADS}
+
+    assert threads(resources={"requests": {"cpu": "1"}, "limits": {"cpu": 4}}) == {"4"}
+    assert threads(resources={"limits": {"cpu": "2500m"}}) == {"3"}  # rounded up
+    assert threads(resources={"requests": {"cpu": "500m"}}) == {"1"}  # at least one
+    assert threads(resources={"requests": {"memory": "1Gi"}}) == {None}  # no cpu: torch's own default
+    assert threads() == {None}
+    mine = {"limits": {"cpu": "8"}}
+    env = env_of(
+        build_pod(
+            job(
+                resources=mine, trainer={"model": {"family": "cnn"}, "env": [{"name": "OMP_NUM_THREADS", "value": "2"}]}
+            ),
+            0,
+            0,
+            SETTINGS,
+        )
+    )
+    assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "8"  # trainer.env wins, name by name

@@ -130,6 +130,8 @@ def _check(value: Any, schema: Schema, path: str, unknown: UnknownFields, out: l
     if schema.get("x-kubernetes-int-or-string"):
         if _type_name(value) not in ("integer", "string"):
             out.append(Problem(path, f"must be an integer or a string, got {_type_name(value)} {_show(value)}"))
+        elif isinstance(value, str):  # a pattern constrains the string form only (a quantity's, for example)
+            _check_string(value, schema, path, out)
         return
     expected = schema.get("type")
     if expected and not _matches_type(value, expected):

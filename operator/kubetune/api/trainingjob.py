@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from kubetune.api import crd
+from kubetune.api.quantities import parse_quantity
 from kubetune.api.schema import Problem, apply_defaults, validate
 
 Family = Literal["mlp", "cnn", "transformer"]
@@ -272,6 +273,11 @@ class TrainingJobSpec:
     def worker_image(self) -> str:
         """The image every worker runs: the bring-your-own image if set, else the built-in trainer's."""
         return self.trainer.image or self.image
+
+    def cpus(self, kind: str) -> float | None:
+        """A worker container's CPU ``kind`` (``"requests"`` or ``"limits"``) in cores (``"500m"`` -> 0.5), or None."""
+        value = self.resources.get(kind, {}).get("cpu")
+        return None if value is None else parse_quantity(value)
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,9 @@ def _close_attempt(
 def _cpus_per_worker(job: TrainingJob) -> float:
     """The CPUs a worker is charged for: its request (or limit), else 1."""
     for kind in ("requests", "limits"):
-        value = job.spec.resources.get(kind, {}).get("cpu")
-        if value is not None:
-            text = str(value)
-            return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+        cores = job.spec.cpus(kind)
+        if cores is not None:
+            return max(0.0, cores)
     return 1.0
 
 

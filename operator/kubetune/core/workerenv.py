@@ -7,6 +7,7 @@ contract. Pure: standard library and kubetune.api only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -88,6 +89,20 @@ def worker_env(job: TrainingJob, rank: int, attempt: int, placement: Placement) 
         env["KUBETUNE_MLFLOW_RUN_ID"] = placement.run_id
     env.update(user_env(job))
     return env
+
+
+def cpu_threads(job: TrainingJob) -> int | None:
+    """The CPU threads a worker container should use: its CPU limit, else its request, rounded up (at least 1).
+
+    torch and the BLAS libraries size their thread pools by the node's cores, not the container's CPU quota, so a
+    worker limited to 4 CPUs on a 64-core node would run 64 threads and be throttled by the kernel's CFS quota most
+    of every period. None when neither is set (the worker may use the node). ``trainer.env`` overrides the result.
+    """
+    for kind in ("limits", "requests"):
+        cores = job.spec.cpus(kind)
+        if cores is not None and cores > 0:
+            return max(1, math.ceil(cores - 1e-9))
+    return None
 
 
 def user_env(job: TrainingJob) -> Mapping[str, str]:

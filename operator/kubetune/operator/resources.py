@@ -15,7 +15,7 @@ from typing import Any
 from kubetune.api import TrainingJob
 from kubetune.core import worker_name
 from kubetune.core.capacity import CapacityPlacement
-from kubetune.core.workerenv import Placement, worker_env
+from kubetune.core.workerenv import Placement, cpu_threads, worker_env
 from kubetune.operator.settings import (
     ATTEMPT_LABEL,
     CAPACITY_LABEL,
@@ -119,6 +119,7 @@ def build_pod(
         progress="k8s:",
         tracking_uri=tracking_uri,
         run_id=run_id,
+        threads=cpu_threads(job),
     )
     env = worker_env(job, rank, attempt, placement)
     env["KUBETUNE_PROGRESS_INTERVAL"] = str(settings.progress_interval_seconds)
