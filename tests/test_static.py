@@ -48,3 +48,8 @@ def test_mypy_strict_is_clean() -> None:
 def test_mypy_strict_is_clean_on_the_benchmarks() -> None:
     done = _run(_tool("mypy"), "benchmarks")  # a run of its own: tests/stragglers would clash with stragglers.py
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_is_clean_on_the_tests() -> None:
+    done = _run(_tool("mypy"), "tests")  # a run of its own, as the benchmarks have
+    assert done.returncode == 0, done.stdout + done.stderr

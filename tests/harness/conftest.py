@@ -42,7 +42,8 @@ def kubeconfig(api: TestAPIServer, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(config_file=str(kubeconfig)) as api_client:
+    # kubernetes ships py.typed but leaves new_client_from_config unannotated.
+    with config.new_client_from_config(config_file=str(kubeconfig)) as api_client:  # type: ignore[no-untyped-call]
         yield api_client
 
 

@@ -7,7 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, TypedDict, Unpack, cast
 
 import pytest
 import yaml
@@ -18,9 +18,14 @@ from .conftest import EXAMPLE, wait_for
 
 GROUP, VERSION, PLURAL = "kubetune.dev", "v1alpha1", "trainingjobs"
 
+# Typing the official client: its methods name a model class for a body (V1ConfigMap, V1Pod, ...), but each is wrapped
+# in pydantic's validate_call, which turns the plain manifests these tests pass into that model: those calls carry
+# ``type: ignore[arg-type]``. The models make every field Optional (metadata, status, spec), as ApiException does its
+# body, where the server's answers always have one; the custom-objects API types its JSON as ``object``: both are cast.
+
 
 def _error(excinfo: pytest.ExceptionInfo[client.ApiException]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(excinfo.value.body)
+    body: dict[str, Any] = json.loads(cast(str, excinfo.value.body))
     return body
 
 
@@ -31,35 +36,37 @@ def _job(name: str = "digits-ddp") -> dict[str, Any]:
 
 
 def test_create_sets_identity_and_server_fields(core: client.CoreV1Api) -> None:
-    first = core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "v"}})
-    second = core.create_namespaced_config_map("default", {"metadata": {"name": "b"}})
-    assert first.metadata.uid and first.metadata.uid != second.metadata.uid
-    assert first.metadata.namespace == "default"
-    assert first.metadata.creation_timestamp is not None
-    assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
+    first = core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "v"}})  # type: ignore[arg-type]
+    second = core.create_namespaced_config_map("default", {"metadata": {"name": "b"}})  # type: ignore[arg-type]
+    first_meta, second_meta = cast(client.V1ObjectMeta, first.metadata), cast(client.V1ObjectMeta, second.metadata)
+    assert first_meta.uid and first_meta.uid != second_meta.uid
+    assert first_meta.namespace == "default"
+    assert first_meta.creation_timestamp is not None
+    assert int(cast(str, second_meta.resource_version)) > int(cast(str, first_meta.resource_version))
     assert core.read_namespaced_config_map("a", "default").data == {"k": "v"}
 
 
 def test_namespaces_are_listed_and_created(core: client.CoreV1Api) -> None:
-    names = {ns.metadata.name for ns in core.list_namespace().items}
+    names = {cast(client.V1ObjectMeta, ns.metadata).name for ns in core.list_namespace().items}
     assert {"default", "kube-system"} <= names
-    core.create_namespace({"metadata": {"name": "team-a"}})
-    assert core.read_namespace("team-a").status.phase == "Active"
-    core.create_namespaced_config_map("team-a", {"metadata": {"name": "c"}})
-    assert [c.metadata.name for c in core.list_namespaced_config_map("team-a").items] == ["c"]
+    core.create_namespace({"metadata": {"name": "team-a"}})  # type: ignore[arg-type]
+    assert cast(client.V1NamespaceStatus, core.read_namespace("team-a").status).phase == "Active"
+    core.create_namespaced_config_map("team-a", {"metadata": {"name": "c"}})  # type: ignore[arg-type]
+    configmaps = core.list_namespaced_config_map("team-a").items
+    assert [cast(client.V1ObjectMeta, c.metadata).name for c in configmaps] == ["c"]
 
 
 def test_create_in_a_missing_namespace_is_404(core: client.CoreV1Api) -> None:
     with pytest.raises(client.ApiException) as excinfo:
-        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "c"}})
+        core.create_namespaced_config_map("nowhere", {"metadata": {"name": "c"}})  # type: ignore[arg-type]
     assert excinfo.value.status == 404
     assert _error(excinfo)["reason"] == "NotFound"
 
 
 def test_duplicate_create_is_409_already_exists(core: client.CoreV1Api) -> None:
-    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})  # type: ignore[arg-type]
     with pytest.raises(client.ApiException) as excinfo:
-        core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})
+        core.create_namespaced_config_map("default", {"metadata": {"name": "a"}})  # type: ignore[arg-type]
     body = _error(excinfo)
     assert excinfo.value.status == 409
     assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
@@ -78,7 +85,7 @@ def test_missing_object_is_404_not_found(core: client.CoreV1Api) -> None:
 
 
 def test_put_with_a_stale_resource_version_is_409_conflict(core: client.CoreV1Api) -> None:
-    created = core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "1"}})
+    created = core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "1"}})  # type: ignore[arg-type]
     created.data = {"k": "2"}
     replaced = core.replace_namespaced_config_map("a", "default", created)
     assert replaced.data == {"k": "2"}
@@ -92,19 +99,28 @@ def test_put_with_a_stale_resource_version_is_409_conflict(core: client.CoreV1Ap
 def test_custom_resource_generation_bumps_only_on_spec_changes(
     custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
 ) -> None:
-    job = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job())
+    job = cast("dict[str, Any]", custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job()))
     assert job["metadata"]["generation"] == 1
-    labelled = custom.patch_namespaced_custom_object(
-        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"metadata": {"labels": {"team": "a"}}}
+    labelled = cast(
+        "dict[str, Any]",
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "digits-ddp", {"metadata": {"labels": {"team": "a"}}}
+        ),
     )
     assert labelled["metadata"]["generation"] == 1
     assert int(labelled["metadata"]["resourceVersion"]) > int(job["metadata"]["resourceVersion"])
-    status = custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Running"}}
+    status = cast(
+        "dict[str, Any]",
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Running"}}
+        ),
     )
     assert status["metadata"]["generation"] == 1 and status["status"]["phase"] == "Running"
-    changed = custom.patch_namespaced_custom_object(
-        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"spec": {"hyperparameters": {"epochs": 5}}}
+    changed = cast(
+        "dict[str, Any]",
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "digits-ddp", {"spec": {"hyperparameters": {"epochs": 5}}}
+        ),
     )
     assert changed["metadata"]["generation"] == 2
 
@@ -112,19 +128,25 @@ def test_custom_resource_generation_bumps_only_on_spec_changes(
 def test_status_subresource_rules(custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
     job = _job()
     job["status"] = {"phase": "Succeeded"}
-    created = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job)
+    created = cast("dict[str, Any]", custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job))
     assert "status" not in created  # status is dropped on create
-    ignored = custom.patch_namespaced_custom_object(
-        GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Failed"}}
+    ignored = cast(
+        "dict[str, Any]",
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "digits-ddp", {"status": {"phase": "Failed"}}
+        ),
     )
     assert "status" not in ignored  # the main resource ignores status
-    only_status = custom.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        "default",
-        PLURAL,
-        "digits-ddp",
-        {"status": {"phase": "Running"}, "spec": {"hyperparameters": {"epochs": 99}}},
+    only_status = cast(
+        "dict[str, Any]",
+        custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            "default",
+            PLURAL,
+            "digits-ddp",
+            {"status": {"phase": "Running"}, "spec": {"hyperparameters": {"epochs": 99}}},
+        ),
     )
     assert only_status["status"]["phase"] == "Running"
     assert only_status["spec"]["hyperparameters"]["epochs"] == 30  # /status ignores the spec
@@ -146,7 +168,7 @@ def test_invalid_custom_resource_is_422_naming_the_field(
 def test_custom_resources_are_defaulted_and_pruned(custom: client.CustomObjectsApi, crds: list[dict[str, Any]]) -> None:
     job = _job()
     job["spec"]["notAField"] = True
-    created = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job)
+    created = cast("dict[str, Any]", custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, job))
     assert "notAField" not in created["spec"]
     assert created["spec"]["parallelism"]["backend"] == "gloo"
     assert "backoffLimit" in created["spec"]  # a schema default filled in
@@ -159,15 +181,22 @@ def test_unserved_resource_is_404_until_its_crd_is_applied(api: TestAPIServer, c
     crd = api.apply_manifests(EXAMPLE.parents[1] / "manifests" / "crds")[0]
     conditions = {c["type"]: c["status"] for c in api.get("crd", crd["metadata"]["name"], None)["status"]["conditions"]}  # type: ignore[index]
     assert conditions == {"NamesAccepted": "True", "Established": "True"}
-    assert custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)["items"] == []
+    listed = cast("dict[str, Any]", custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL))
+    assert listed["items"] == []
+
+
+class _Selectors(TypedDict, total=False):
+    label_selector: str
+    field_selector: str
 
 
 def test_label_and_field_selectors(core: client.CoreV1Api) -> None:
     for name, labels in (("a", {"app": "x", "tier": "web"}), ("b", {"app": "y"}), ("c", {})):
-        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
+        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})  # type: ignore[arg-type]
 
-    def names(**kwargs: str) -> list[str]:
-        return sorted(c.metadata.name for c in core.list_namespaced_config_map("default", **kwargs).items)
+    def names(**kwargs: Unpack[_Selectors]) -> list[str]:
+        configmaps = core.list_namespaced_config_map("default", **kwargs).items
+        return sorted(cast(str, cast(client.V1ObjectMeta, c.metadata).name) for c in configmaps)
 
     assert names(label_selector="app=x") == ["a"]
     assert names(label_selector="app!=x") == ["b", "c"]
@@ -181,7 +210,7 @@ def test_label_and_field_selectors(core: client.CoreV1Api) -> None:
 
 
 def test_merge_patch_and_json_patch_with_a_failing_test_op(core: client.CoreV1Api, api: TestAPIServer) -> None:
-    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "1", "drop": "x"}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a"}, "data": {"k": "1", "drop": "x"}})  # type: ignore[arg-type]
     merged = core.patch_namespaced_config_map("a", "default", {"data": {"k": "2", "drop": None}})
     assert merged.data == {"k": "2"}
     ops = [{"op": "test", "path": "/data/k", "value": "2"}, {"op": "replace", "path": "/data/k", "value": "3"}]
@@ -196,7 +225,7 @@ def test_merge_patch_and_json_patch_with_a_failing_test_op(core: client.CoreV1Ap
 
 
 def test_finalizers_delay_deletion_until_removed(core: client.CoreV1Api, api: TestAPIServer) -> None:
-    core.create_namespaced_config_map("default", {"metadata": {"name": "a", "finalizers": ["x/y"]}})
+    core.create_namespaced_config_map("default", {"metadata": {"name": "a", "finalizers": ["x/y"]}})  # type: ignore[arg-type]
     core.delete_namespaced_config_map("a", "default")
     pending = api.get("configmaps", "a")
     assert pending is not None and pending["metadata"]["deletionTimestamp"]
@@ -207,7 +236,7 @@ def test_finalizers_delay_deletion_until_removed(core: client.CoreV1Api, api: Te
 def test_deleting_an_owner_collects_its_dependents(
     api: TestAPIServer, core: client.CoreV1Api, custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
 ) -> None:
-    owner = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job())
+    owner = cast("dict[str, Any]", custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, _job()))
     ref = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingJob",
@@ -216,17 +245,19 @@ def test_deleting_an_owner_collects_its_dependents(
         "controller": True,
     }
     core.create_namespaced_service(
-        "default", {"metadata": {"name": "svc", "ownerReferences": [ref]}, "spec": {"clusterIP": "None"}}
+        "default",
+        {"metadata": {"name": "svc", "ownerReferences": [ref]}, "spec": {"clusterIP": "None"}},  # type: ignore[arg-type]
     )
     core.create_namespaced_pod(
         "default",
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": "worker-0", "ownerReferences": [ref]},
             "spec": {"containers": [{"name": "main", "image": "x"}]},
         },
     )
     core.create_namespaced_pod(
-        "default", {"metadata": {"name": "unowned"}, "spec": {"containers": [{"name": "main", "image": "x"}]}}
+        "default",
+        {"metadata": {"name": "unowned"}, "spec": {"containers": [{"name": "main", "image": "x"}]}},  # type: ignore[arg-type]
     )
     custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "digits-ddp")
     assert api.get("services", "svc") is None
@@ -239,7 +270,7 @@ def test_events_of_both_apis_can_be_created_and_listed_by_involved_object(
     involved = {"kind": "Pod", "name": "p", "namespace": "default"}
     core.create_namespaced_event(
         "default",
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": "e1"},
             "involvedObject": involved,
             "reason": "Started",
@@ -249,7 +280,7 @@ def test_events_of_both_apis_can_be_created_and_listed_by_involved_object(
     )
     client.EventsV1Api(api_client).create_namespaced_event(
         "default",
-        {
+        {  # type: ignore[arg-type]
             "metadata": {"name": "e2"},
             "regarding": involved,
             "reason": "Started",
@@ -283,25 +314,28 @@ def test_injected_faults_hit_the_chosen_share_of_requests(api: TestAPIServer, co
     for i in range(40):
         try:
             core.create_namespaced_pod(
-                "default", {"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "m", "image": "x"}]}}
+                "default",
+                {"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "m", "image": "x"}]}},  # type: ignore[arg-type]
             )
         except client.ApiException as error:
-            assert error.status == 500 and json.loads(error.body)["reason"] == "InternalError"
+            assert error.status == 500 and json.loads(cast(str, error.body))["reason"] == "InternalError"
             failures += 1
     assert 5 <= failures <= 20
     assert len(api.objects("pods")) == 40 - failures
-    core.create_namespaced_config_map("default", {"metadata": {"name": "untouched"}})  # other paths are fine
+    core.create_namespaced_config_map("default", {"metadata": {"name": "untouched"}})  # type: ignore[arg-type]  # other paths are fine
     api.clear_faults()
     dropped = api.inject_fault("*", r"/configmaps", 503)
     api.remove_fault(dropped)
     api.inject_fault("PATCH", r"/status$", 409, times=1)
     core.create_namespaced_pod(
-        "default", {"metadata": {"name": "s"}, "spec": {"containers": [{"name": "m", "image": "x"}]}}
+        "default",
+        {"metadata": {"name": "s"}, "spec": {"containers": [{"name": "m", "image": "x"}]}},  # type: ignore[arg-type]
     )
     with pytest.raises(client.ApiException) as excinfo:
         core.patch_namespaced_pod_status("s", "default", {"status": {"phase": "Running"}})
     assert excinfo.value.status == 409
-    assert core.patch_namespaced_pod_status("s", "default", {"status": {"phase": "Running"}}).status.phase == "Running"
+    running = core.patch_namespaced_pod_status("s", "default", {"status": {"phase": "Running"}})
+    assert cast(client.V1PodStatus, running.status).phase == "Running"
     assert api.request_count("POST", r"/pods$") == 41
 
 
@@ -364,7 +398,8 @@ def test_invalid_names_and_labels_are_422(api: TestAPIServer, kind: str, body: d
 
 def test_pod_specs_are_immutable_but_nodename_comes_through_binding(core: client.CoreV1Api, api: TestAPIServer) -> None:
     core.create_namespaced_pod(
-        "default", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "m", "image": "x:1"}]}}
+        "default",
+        {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "m", "image": "x:1"}]}},  # type: ignore[arg-type]
     )
     with pytest.raises(client.ApiException) as excinfo:
         core.patch_namespaced_pod("p", "default", {"spec": {"restartPolicy": "Never"}})
@@ -372,7 +407,7 @@ def test_pod_specs_are_immutable_but_nodename_comes_through_binding(core: client
     with pytest.raises(client.ApiException):
         core.patch_namespaced_pod("p", "default", {"spec": {"nodeName": "n1"}})
     updated = core.patch_namespaced_pod("p", "default", {"spec": {"containers": [{"name": "m", "image": "x:2"}]}})
-    assert updated.spec.containers[0].image == "x:2"
+    assert cast(client.V1PodSpec, updated.spec).containers[0].image == "x:2"
     api.store.bind("default", "p", "n1")
     assert api.get("pods", "p")["spec"]["nodeName"] == "n1"  # type: ignore[index]
     with pytest.raises(Exception, match="already assigned"):
@@ -416,14 +451,14 @@ def test_pods_on_a_node_nobody_runs_are_deleted_at_once(api: TestAPIServer) -> N
 
 def test_delete_collection_by_label(core: client.CoreV1Api, api: TestAPIServer) -> None:
     for name, app in (("a", "x"), ("b", "x"), ("c", "y")):
-        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"app": app}}})
+        core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"app": app}}})  # type: ignore[arg-type]
     core.delete_collection_namespaced_config_map("default", label_selector="app=x")
     assert [c["metadata"]["name"] for c in api.objects("configmaps")] == ["c"]
 
 
 def test_deleting_a_namespace_deletes_its_objects(core: client.CoreV1Api, api: TestAPIServer) -> None:
-    core.create_namespace({"metadata": {"name": "gone"}})
-    core.create_namespaced_config_map("gone", {"metadata": {"name": "a"}})
+    core.create_namespace({"metadata": {"name": "gone"}})  # type: ignore[arg-type]
+    core.create_namespaced_config_map("gone", {"metadata": {"name": "a"}})  # type: ignore[arg-type]
     core.delete_namespace("gone")
     assert api.objects("configmaps", "gone") == [] and api.get("namespaces", "gone", None) is None
 

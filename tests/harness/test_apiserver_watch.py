@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, watch
 from kubetune.testing.apiserver import TestAPIServer
@@ -31,17 +31,19 @@ def _cm(api: TestAPIServer, name: str, **labels: str) -> dict[str, Any]:
 def test_watch_resumes_after_the_lists_resource_version(api: TestAPIServer, core: client.CoreV1Api) -> None:
     _cm(api, "before")
     listed = core.list_namespaced_config_map("default")
+    # The list model's metadata and resourceVersion are Optional; the server's list always has both.
+    listed_rv = cast(str, cast(client.V1ListMeta, listed.metadata).resource_version)
     _cm(api, "after")
     api.patch("configmaps", "after", {"data": {"k": "v"}})
     api.delete("configmaps", "before")
-    events = _events(api, CM, resourceVersion=listed.metadata.resource_version, timeoutSeconds="1")
+    events = _events(api, CM, resourceVersion=listed_rv, timeoutSeconds="1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
         ("ADDED", "after"),
         ("MODIFIED", "after"),
         ("DELETED", "before"),
     ]
     rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
-    assert rvs == sorted(rvs) and rvs[0] > int(listed.metadata.resource_version)
+    assert rvs == sorted(rvs) and rvs[0] > int(listed_rv)
 
 
 def test_watch_without_a_resource_version_starts_with_the_current_objects(api: TestAPIServer) -> None:
@@ -110,14 +112,15 @@ def test_watch_filters_by_field_selector_across_namespaces(api: TestAPIServer) -
 
 def test_live_watch_with_the_official_client(api: TestAPIServer, core: client.CoreV1Api) -> None:
     seen: list[tuple[str, str]] = []
-    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    rv = cast(client.V1ListMeta, core.list_namespaced_config_map("default").metadata).resource_version
 
+    # kubernetes ships py.typed but leaves its watch module unannotated, hence the no-untyped-call ignores.
     def follow() -> None:
-        stream = watch.Watch()
-        for event in stream.stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=3):
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
+        for event in stream.stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=3):  # type: ignore[no-untyped-call]
             seen.append((event["type"], event["object"].metadata.name))
             if len(seen) == 2:
-                stream.stop()
+                stream.stop()  # type: ignore[no-untyped-call]
 
     thread = threading.Thread(target=follow)
     thread.start()

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubetune.testing.apiserver import TestAPIServer
@@ -80,7 +80,7 @@ def test_a_succeeding_pod_reports_its_exit_code_and_termination_message(
         print("hello from", os.environ["POD_NAME"], os.environ["POD_NAMESPACE"], os.environ["GREETING"])
         open(os.environ["KUBETUNE_RESULT_FILE"], "w").write('{"accuracy": 0.9}')
     """)
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "GREETING", "value": "hi"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -148,13 +148,19 @@ def test_spot_pods_go_to_spot_nodes_only_with_selector_and_toleration(api: TestA
     api.create(_pod("not-spot", "pass", affinity=affinity, tolerations=[{"operator": "Exists"}]))
     assert _finished(api, "spot")["spec"]["nodeName"].startswith("spot-")
     assert _finished(api, "not-spot")["spec"]["nodeName"].startswith("ondemand-")
-    pending = wait_for(
-        lambda: (
-            (p := api.get("pods", "no-toleration"))
-            and any(c["type"] == "PodScheduled" and c["status"] == "False" for c in p["status"].get("conditions", []))
-            and p
+    # The probe's falsy answers (None, False) never come back from wait_for: only the pod does.
+    pending = cast(
+        "dict[str, Any]",
+        wait_for(
+            lambda: (
+                (p := api.get("pods", "no-toleration"))
+                and any(
+                    c["type"] == "PodScheduled" and c["status"] == "False" for c in p["status"].get("conditions", [])
+                )
+                and p
+            ),
+            what="Unschedulable",
         ),
-        what="Unschedulable",
     )
     assert pending["status"]["phase"] == "Pending" and not pending["spec"].get("nodeName")
 

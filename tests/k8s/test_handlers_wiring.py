@@ -13,7 +13,7 @@ def test_no_change_handlers_are_registered_so_the_diff_base_may_stay_empty() -> 
 
 
 def test_a_pod_snapshot_holds_what_the_reconcile_pass_reads() -> None:
-    pod = {
+    pod: kopf.RawBody = {
         "metadata": {
             "name": "j-w0-a0",
             "namespace": "ns",

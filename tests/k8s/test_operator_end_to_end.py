@@ -44,7 +44,7 @@ def kubectl(cluster: DevCluster) -> Callable[..., subprocess.CompletedProcess[st
 
 
 def small_job(name: str, workers: int = 2, epochs: int = 12, **spec: Any) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "examples" / "digits-ddp.yaml").read_text())
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "digits-ddp.yaml").read_text())
     doc["metadata"] = {"name": name}
     doc["spec"]["parallelism"]["workers"] = workers
     doc["spec"]["hyperparameters"]["epochs"] = epochs

@@ -40,6 +40,13 @@ class MemoryAdapter:
     def record_event(self, owner: Mapping[str, Any], event: Event) -> None:
         self.events.append(event)
 
+    # The rest of the Adapter protocol serves studies only; no TrainingJob pass here reaches it.
+    def annotate_trainingjob(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        raise NotImplementedError("MemoryAdapter models no TrainingJob annotations")
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        raise NotImplementedError("MemoryAdapter models no Secrets")
+
     def pods(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for (kind, _), o in self.objects.items() if kind == "Pod"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import optuna.storages.journal
 import pytest
 import yaml
 

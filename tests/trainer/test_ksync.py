@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 import torch
@@ -86,7 +87,7 @@ def test_k_equals_n_is_synchronous_sgd_step_for_step() -> None:
     data = _digits()
     reference = _model(data)
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
-    samplers = [
+    samplers: list[DistributedSampler[int]] = [
         DistributedSampler(range(len(data.train_y)), num_replicas=n, rank=r, shuffle=True, seed=0, drop_last=True)  # type: ignore[arg-type]
         for r in range(n)
     ]
@@ -201,9 +202,16 @@ def _epoch_losses(losses: list[float], per_epoch: int) -> list[float]:
     return [math.fsum(losses[start : start + per_epoch]) / per_epoch for start in range(0, len(losses), per_epoch)]
 
 
+class _KSyncEnv(TypedDict):
+    """The environment both gangs share: its keys, unlike a ``dict[str, str]``'s, cannot be ``run_gang``'s timeout."""
+
+    KUBETUNE_PARALLELISM: str
+    KUBETUNE_K: str
+
+
 @pytest.mark.slow
 def test_a_gang_over_rpc_resumes_from_its_checkpoint_and_equals_the_protocol_in_threads(tmp_path: Path) -> None:
-    ksync = {"KUBETUNE_PARALLELISM": "ksync", "KUBETUNE_K": "2"}
+    ksync: _KSyncEnv = {"KUBETUNE_PARALLELISM": "ksync", "KUBETUNE_K": "2"}
     first = run_gang(tmp_path, 2, KUBETUNE_EPOCHS="2", **ksync)
     assert [code for code, _ in first] == [0, 0], first
     assert checkpoint.latest(tmp_path / "ckpt") == 38

@@ -145,7 +145,7 @@ def test_a_failed_write_is_raised_by_the_next_wait_and_never_counts(
 
 def test_snapshot_shares_immutable_leaves_and_copies_tensors() -> None:
     ints = tuple(range(625))
-    state = {"python": (3, ints, None), "t": torch.ones(2), "nested": [{"m": torch.zeros(1)}]}
+    state: dict[str, Any] = {"python": (3, ints, None), "t": torch.ones(2), "nested": [{"m": torch.zeros(1)}]}
     copied = checkpoint.snapshot(state)
     assert copied["python"][1] is ints
     assert copied["t"] is not state["t"] and torch.equal(copied["t"], state["t"])
