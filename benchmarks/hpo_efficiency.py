@@ -1,12 +1,15 @@
 """How many training epochs does a study spend to find a good model? (goal: TPE + Hyperband <= 0.3x random search)
 
-Three strategies run the study of ``examples/digits-tune.yaml`` (a CNN on scikit-learn's digits; learning rate,
+Four strategies run the study of ``examples/digits-tune.yaml`` (a CNN on scikit-learn's digits; learning rate,
 batch size, momentum, depth and width) with the same trial budget, epochs per trial and parallelism, on several
-seeds: ``random`` sampler without pruning, ``tpe`` without pruning, and ``tpe`` + ``hyperband``. For each seed the
-target is random search's final best ``val_accuracy`` on that seed; a strategy's cost is the number of epochs
-trained (by every trial, pruned ones included) until its first completed trial reaches the target (``>=``: the
-validation set has 270 samples, so accuracies move in steps of 1/270). A strategy that never reaches it is charged
-every epoch it trained and marked. The table gives the mean over seeds and the ratio to random search.
+seeds: ``random`` sampler without pruning, ``tpe`` without pruning, ``tpe`` + ``hyperband``, and ``tpe`` +
+``successiveHalving`` (Hyperband's building block, one bracket: Optuna's TPE sees only the trials of a trial's own
+Hyperband bracket, but every trial under successive halving). For each seed the target is random search's final
+best objective value (``--objective``: ``val_accuracy``, the example's, or ``val_loss``, minimised) on that seed; a
+strategy's cost is the number of epochs trained (by every trial, pruned ones included) until its first completed
+trial is at least as good as the target (accuracy on 270 validation samples moves in steps of 1/270, so ties
+count). A strategy that never reaches it is charged every epoch it trained and marked. The table gives the mean
+over seeds and the ratio to random search.
 
 Decides: the workload and how a study is driven without processes. The study is kubetune's own: the TrainingJob is
 parsed by :func:`kubetune.api.parse`, every decision is :func:`kubetune.core.study.plan_study`'s, and Optuna is
@@ -61,7 +64,7 @@ from kubetune_trainer.data import Splits, load_dataset
 from kubetune_trainer.train import Diverged, Trainer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits-tune.yaml"
-METRIC = "val_accuracy"
+OBJECTIVES = {"val_accuracy": "maximize", "val_loss": "minimize"}  # what a study may optimise here, and which way
 GOAL_STRATEGY = "tpe+hyperband"
 GOAL_RATIO = 0.3
 
@@ -77,6 +80,9 @@ STRATEGIES = (
     Strategy("random", "random", "none"),
     Strategy("tpe", "tpe", "none"),
     Strategy("tpe+hyperband", "tpe", "hyperband"),
+    # Hyperband's building block, one bracket: every trial starts at min_resource and TPE sees all of them (with
+    # Hyperband, Optuna's TPE sees only the trials of the trial's own bracket).
+    Strategy("tpe+successiveHalving", "tpe", "successiveHalving"),
 )
 BASELINE = STRATEGIES[0].name
 
@@ -102,11 +108,24 @@ class Settings:
     min_resource: int | None = None  # Hyperband's; default max(1, epochs // 6): 2 for 12 epochs, as in the example
     reduction_factor: int = 3
     space: str = "example"  # or "wide": WIDE_SPACE
+    objective: str = "val_accuracy"  # or "val_loss" (minimised)
+    startup_trials: int | None = None  # TPE's n_startup_trials; default the example's 6 (fewer for tiny budgets)
 
     @property
     def n_startup_trials(self) -> int:
-        """TPE's random start: the example's 6, fewer for a tiny budget."""
-        return min(6, max(1, self.trials // 3))
+        """TPE's random start: the example's 6, fewer for a tiny budget, unless set."""
+        return self.startup_trials if self.startup_trials is not None else min(6, max(1, self.trials // 3))
+
+    @property
+    def maximize(self) -> bool:
+        return OBJECTIVES[self.objective] == "maximize"
+
+    @property
+    def successive_halving(self) -> dict[str, int]:
+        return {"min_resource": self.hyperband["min_resource"], "reduction_factor": self.reduction_factor}
+
+    def pruner_options(self, pruner: str) -> dict[str, int]:
+        return {"hyperband": self.hyperband, "successiveHalving": self.successive_halving}.get(pruner, {})
 
     @property
     def hyperband(self) -> dict[str, int]:
@@ -129,10 +148,8 @@ def study_manifest(settings: Settings, strategy: Strategy, seed: int) -> dict[st
     tuning = spec["tuning"]
     options: dict[str, Any] = {"n_startup_trials": settings.n_startup_trials} if strategy.sampler == "tpe" else {}
     tuning["sampler"] = {"name": strategy.sampler, "seed": seed, "options": options}
-    tuning["pruner"] = {
-        "name": strategy.pruner,
-        "options": settings.hyperband if strategy.pruner == "hyperband" else {},
-    }
+    tuning["pruner"] = {"name": strategy.pruner, "options": settings.pruner_options(strategy.pruner)}
+    tuning["objective"] = {"metric": settings.objective, "direction": OBJECTIVES[settings.objective]}
     tuning["maxTrials"] = settings.trials
     tuning["parallelTrials"] = settings.parallel
     if settings.space == "wide":
@@ -234,14 +251,19 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     completions: list[Completion] = field(default_factory=list)
     wall_s: float = 0.0
+    maximize: bool = True
+
+    def _better_or_equal(self, value: float, target: float) -> bool:
+        return value >= target if self.maximize else value <= target
 
     @property
     def best(self) -> float | None:
-        return max((c.value for c in self.completions), default=None)
+        values = [c.value for c in self.completions]
+        return (max if self.maximize else min)(values) if values else None
 
     def epochs_to(self, target: float) -> int | None:
-        """Epochs trained until the first completed trial with a value >= ``target``; None if none reached it."""
-        return next((c.epochs_so_far for c in self.completions if c.value >= target), None)
+        """Epochs trained until the first completed trial at least as good as ``target``; None if none reached it."""
+        return next((c.epochs_so_far for c in self.completions if self._better_or_equal(c.value, target)), None)
 
 
 class InProcessStudy:
@@ -315,7 +337,8 @@ def run_one(settings: Settings, strategy: Strategy, seed: int) -> RunResult:
         study = InProcessStudy(job, journal_url(Path(directory) / "study.journal"))
         study.run()
         counts = study.counts()
-    return RunResult(strategy.name, seed, study.epochs, counts, study.completions, time.perf_counter() - started)
+    wall_s = time.perf_counter() - started
+    return RunResult(strategy.name, seed, study.epochs, counts, study.completions, wall_s, settings.maximize)
 
 
 # --- the measurement ----------------------------------------------------------------------------------------------
@@ -340,7 +363,7 @@ def _run_all(settings: Settings) -> list[RunResult]:
 def _progress(result: RunResult) -> None:
     best = "none" if result.best is None else f"{result.best:.4f}"
     print(
-        f"  {result.strategy:<14} seed {result.seed}: best {METRIC} {best}, {result.total_epochs} epochs, "
+        f"  {result.strategy:<21} seed {result.seed}: best {best}, {result.total_epochs} epochs, "
         f"{result.counts.get('pruned', 0)} pruned, {result.wall_s:.1f} s",
         file=sys.stderr,
         flush=True,
@@ -403,13 +426,15 @@ def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -
         "settings": {
             "study": str(EXAMPLE.relative_to(EXAMPLE.parents[1])),
             "space": settings.space,
-            "metric": METRIC,
+            "metric": settings.objective,
+            "direction": OBJECTIVES[settings.objective],
             "trials": settings.trials,
             "epochs_per_trial": settings.epochs,
             "parallel_trials": settings.parallel,
             "seeds": list(settings.seeds),
             "tpe_options": {"n_startup_trials": settings.n_startup_trials},
             "hyperband_options": settings.hyperband,
+            "successive_halving_options": settings.successive_halving,
             "threads_per_trial": 1,
         },
         "strategies": strategies,
@@ -432,10 +457,11 @@ def table(report: Mapping[str, Any]) -> str:
         f"{s['trials']} trials x {s['epochs_per_trial']} epochs, {s['parallel_trials']} at a time, "
         f"{s['space']} search space, seeds "
         f"{', '.join(map(str, seeds))}; target per seed: random search's final best {s['metric']}; "
-        f"Hyperband {s['hyperband_options']}, TPE {s['tpe_options']}",
+        f"Hyperband {s['hyperband_options']}, successive halving {s['successive_halving_options']}, "
+        f"TPE {s['tpe_options']}",
         "",
         "| strategy | epochs to random's best (mean) | ratio vs random | reached | epochs trained (mean) | "
-        "trials pruned | best val_accuracy (mean) | wall s |",
+        f"trials pruned | best {s['metric']} (mean) | wall s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in report["strategies"]:
@@ -477,7 +503,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help=f"epochs per trial (default {Settings.epochs})")
     parser.add_argument("--parallel", type=int, help=f"trials at once (default {Settings.parallel})")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 8)")
-    parser.add_argument("--min-resource", type=int, help="Hyperband's min_resource (default max(1, epochs // 6))")
+    parser.add_argument(
+        "--min-resource", type=int, help="the pruners' min_resource in epochs (default max(1, epochs // 6))"
+    )
+    parser.add_argument("--reduction-factor", type=int, default=3, help="the pruners' reduction factor (default 3)")
+    parser.add_argument("--startup-trials", type=int, help="TPE's n_startup_trials (default 6, fewer for tiny budgets)")
+    parser.add_argument(
+        "--objective", choices=tuple(OBJECTIVES), default="val_accuracy", help="what the studies optimise"
+    )
     parser.add_argument(
         "--space", choices=("example", "wide"), default="example", help="the example's search space, or WIDE_SPACE"
     )
@@ -492,7 +525,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds=tuple(range(args.seeds)) if args.seeds else base.seeds,
         jobs=max(1, args.jobs),
         min_resource=args.min_resource,
+        reduction_factor=args.reduction_factor,
         space=args.space,
+        objective=args.objective,
+        startup_trials=args.startup_trials,
     )
     started = time.perf_counter()
     results = _run_all(settings)

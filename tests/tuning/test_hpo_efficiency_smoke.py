@@ -13,12 +13,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "hpo_efficiency.py"
-STRATEGIES = ["random", "tpe", "tpe+hyperband"]
+STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+successiveHalving"]
+PRUNING = {"tpe+hyperband", "tpe+successiveHalving"}
 
 
-def _quick() -> dict[str, Any]:
+def _quick(*options: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--quick", "--output", "json"],
+        [sys.executable, str(BENCHMARK), "--quick", "--output", "json", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -46,7 +47,7 @@ def test_quick_run_reports_every_strategy_and_seed_consistently() -> None:
         assert counts["complete"] + counts["pruned"] + counts["fail"] == trials
         assert counts["pruned"] < counts["total"]
         assert 0 < run["total_epochs"] <= trials * epochs
-        if run["strategy"] != "tpe+hyperband":
+        if run["strategy"] not in PRUNING:
             assert counts["pruned"] == 0
         if counts["pruned"] == 0 and counts["fail"] == 0:
             assert run["total_epochs"] == trials * epochs  # nothing stopped early: every trial trained every epoch
@@ -67,3 +68,15 @@ def test_quick_run_reports_every_strategy_and_seed_consistently() -> None:
     goal = report["goal"]
     assert goal["strategy"] == "tpe+hyperband" and goal["max_ratio"] == 0.3
     assert goal["met"] == (goal["ratio"] <= 0.3)
+
+
+def test_a_minimised_objective_counts_the_lowest_value_as_the_best() -> None:
+    report = _quick("--objective", "val_loss", "--seeds", "1")
+    assert report["settings"]["metric"] == "val_loss" and report["settings"]["direction"] == "minimize"
+    for run in report["runs"]:
+        values = [c["value"] for c in run["completions"]]
+        assert run["best"] == min(values) and run["best"] > 0.0
+        target = run["target"]
+        first = next((c["epochs_so_far"] for c in run["completions"] if c["value"] <= target), None)
+        assert run["reached"] == (first is not None)
+        assert run["epochs_to_target"] == (first if first is not None else run["total_epochs"])
