@@ -41,7 +41,7 @@ def test_ruff_format_is_clean() -> None:
 
 
 def test_mypy_strict_is_clean() -> None:
-    # The packages and the tests in one run (about half the time of two cold runs: one pass over the libraries both import).
+    # The packages and the tests in one run: about half the time of two cold runs (one pass over shared libraries).
     done = _run(_tool("mypy"), "operator/kubetune", "trainer/kubetune_trainer", "tests")
     assert done.returncode == 0, done.stdout + done.stderr
 
