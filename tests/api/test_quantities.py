@@ -42,7 +42,7 @@ def test_the_crd_pattern_is_the_parsers_grammar() -> None:
     resources = crd.schema()["properties"]["spec"]["properties"]["resources"]["properties"]
     for kind in ("requests", "limits"):
         assert resources[kind]["additionalProperties"]["pattern"] == QUANTITY_PATTERN
-    for text in ["500m", "1.5Gi", "1e3", ".5", "lots", "-1", "1e", "Gi", "1gi"]:
+    for text in ["500m", "1.5Gi", "1e3", "2E-1.5", ".5", "1E", "lots", "-1", "1e", "1e+", "Gi", "1gi", "1Ki2"]:
         accepted = re.fullmatch(QUANTITY_PATTERN, text) is not None
         try:
             parse_quantity(text)

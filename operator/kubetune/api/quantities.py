@@ -18,7 +18,11 @@ import re
 QUANTITY_PATTERN = (
     r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-_QUANTITY = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?.+)?$")
+# The same grammar with named groups, for the parser (the test checks that both accept the same strings).
+_QUANTITY = re.compile(
+    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))?"
+)
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 
@@ -30,7 +34,7 @@ def parse_quantity(value: int | float | str) -> float:
     if isinstance(value, int | float):
         return float(value)
     text = str(value)
-    match = _QUANTITY.fullmatch(text) if re.fullmatch(QUANTITY_PATTERN, text) else None
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(f"not a quantity: {value!r} (examples: 500m, 2, 1.5Gi)")
     number, suffix = float(match["number"]), match["suffix"] or ""
