@@ -27,6 +27,7 @@ POLICIES: list[tuple[str, dict[str, Any]]] = [
     ("singleFork", {"forkWhenDone": 0.8, "replicas": 2, "original": "keep"}),
     ("spark", {}),
     ("late", {}),
+    ("migrate", {}),
     ("adaptive", {"maxExtraCost": 0.1}),
 ]
 

@@ -12,9 +12,10 @@ from kubetune.simulate.engine import Floats
 class Scripted:
     """A 'distribution' that hands out given originals (one job) and then given copy durations, in order."""
 
-    def __init__(self, originals: list[float], copies: list[float]) -> None:
+    def __init__(self, originals: list[float], copies: list[float], startup: float = 0.0) -> None:
         self.originals = np.array([originals], dtype=np.float64)
         self.copies = list(copies)
+        self.startup = startup
 
     @property
     def mean(self) -> float:

@@ -21,6 +21,7 @@ class Scripted:
     def __init__(self, originals: list[float], copies: Sequence[float] = ()) -> None:
         self.originals = np.array([originals], dtype=np.float64)
         self.copies = list(copies)
+        self.startup = 0.0
 
     @property
     def mean(self) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
-POLICY_CHOICES = ("none", "spark", "late", "single-fork", "timeout", "adaptive")
+POLICY_CHOICES = ("none", "spark", "late", "single-fork", "timeout", "migrate", "adaptive")
 _POLICY_ALIASES = {"singleFork": "single-fork", "single_fork": "single-fork", "singlefork": "single-fork"}
 # Which flags each policy reads, and the spec option each flag sets.
 _FLAGS: dict[str, dict[str, str]] = {
@@ -33,6 +33,7 @@ _FLAGS: dict[str, dict[str, str]] = {
         "original": "original",
     },
     "timeout": {"after": "afterSeconds", "replicas": "replicas", "original": "original"},
+    "migrate": {"factor": "factor", "restart": "restartSeconds", "max_moves": "maxMoves"},
     "adaptive": {"max_extra_cost": "maxExtraCost"},
 }
 _ALL_FLAGS = (
@@ -44,6 +45,9 @@ _ALL_FLAGS = (
     "quantile",
     "multiplier",
     "max_extra_cost",
+    "factor",
+    "restart",
+    "max_moves",
 )
 
 
@@ -117,6 +121,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="M",
         help="copy a task running longer than M x the finished tasks' median (default 1.5)",
     )
+    migrate = parser.add_argument_group("migrate")
+    migrate.add_argument(
+        "--factor",
+        type=float,
+        metavar="F",
+        help="move a task whose copy needs more than F x what a fresh copy resuming it would (default 1.5)",
+    )
+    migrate.add_argument(
+        "--restart",
+        type=float,
+        metavar="R",
+        help="start-up a moved copy pays again, as the policy assumes it (default: the distribution's shift)",
+    )
+    migrate.add_argument("--max-moves", type=int, metavar="M", help="moves per task at most (default 3)")
     adaptive = parser.add_argument_group("adaptive")
     adaptive.add_argument(
         "--max-extra-cost",
@@ -168,6 +186,8 @@ def command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         spec: getattr(args, dest) for dest, spec in reads.items() if getattr(args, dest) is not None
     }
+    if args.policy == "migrate" and args.restart is None:
+        options["restartSeconds"] = dist.startup
     if args.policy == "adaptive":
         options["tasks"] = args.tasks  # the whole job, though a queue shows the policy only the tasks started
     try:

@@ -10,6 +10,10 @@ Decides what ``--dist`` accepts and what it means:
 - ``empirical:FILE``: resampling (with replacement) of the numbers in FILE: one per line (blank lines and ``#``
   comments skipped) or a JSON list.
 
+Start-up: a shifted family's SHIFT is its *start-up*, the part of a task's time every copy pays in full (a process
+or pod starting, imports, data); the rest is *work*, which a copy that resumes a task from its checkpoint at progress
+``p`` does only ``1 - p`` of (see :mod:`kubetune.simulate.engine`). The other families have no start-up.
+
 A bad string raises :class:`DistributionError` naming the bad part. Sampling uses a numpy ``Generator`` (the caller
 seeds it). May import numpy; must not import kopf, kubernetes, optuna, mlflow or torch.
 """
@@ -46,6 +50,9 @@ class Distribution(Protocol):
     @property
     def mean(self) -> float: ...
 
+    @property
+    def startup(self) -> float: ...
+
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> Floats: ...
 
     def describe(self) -> str: ...
@@ -55,6 +62,10 @@ class Distribution(Protocol):
 class ShiftedExp:
     shift: float
     rate: float
+
+    @property
+    def startup(self) -> float:
+        return self.shift
 
     @property
     def mean(self) -> float:
@@ -74,6 +85,10 @@ class ShiftedExp:
 class Pareto:
     xm: float
     alpha: float
+
+    @property
+    def startup(self) -> float:
+        return 0.0
 
     @property
     def mean(self) -> float:
@@ -98,6 +113,10 @@ class ShiftedPareto:
     alpha: float
 
     @property
+    def startup(self) -> float:
+        return self.shift
+
+    @property
     def mean(self) -> float:
         return self.shift + Pareto(self.xm, self.alpha).mean
 
@@ -117,6 +136,10 @@ class HyperExp:
     rate2: float
 
     @property
+    def startup(self) -> float:
+        return 0.0
+
+    @property
     def mean(self) -> float:
         return self.p / self.rate1 + (1.0 - self.p) / self.rate2
 
@@ -134,6 +157,10 @@ class HyperExp:
 class Empirical:
     values: Floats = field(repr=False)
     source: str = ""
+
+    @property
+    def startup(self) -> float:
+        return 0.0
 
     @property
     def mean(self) -> float:

@@ -27,8 +27,16 @@ ever stop all together, the engine keeps per task only the earliest end among it
 the live copy count and the sum of their launch times: a finish (or kill) at time t costs
 ``count * t - sum(launch)``.
 
-Progress as policies see it: a copy advances linearly, so its progress is ``elapsed / duration`` and its rate
-``1 / duration`` (an exact, oracle estimate; LATE's ``(1 - progress) / rate`` is then the copy's true time left).
+Progress as policies see it: a copy first spends the distribution's start-up (``shiftedexp``/``shiftedpareto``:
+SHIFT; none for the others) making no progress, as a worker process or pod starting does, then advances linearly
+through its work: the progress and the rate the batch shows are those of the task's most advanced live copy (the
+one that ends first), exact (oracle) estimates from the moment its start-up ends (LATE's ``(1 - progress) / rate``
+is then the copy's true time left), unknown (NaN) before; without start-up a copy's progress is known from its launch.
+
+Resumed copies (``Decision.resume``): a new copy that resumes a task starts from the task's progress ``p`` at its
+launch (the most advanced live copy's, as a checkpoint written at that moment would hold) and its duration is
+``startup + (1 - p) * (X - startup)`` for a fresh draw ``X``: the start-up is paid again, only the work left is done,
+at the new copy's own speed. With ``kill_original`` that is a move of the task to another machine.
 The no-replication baseline is computed from the same original draws (common random numbers): its cost is their
 sum, its latency their maximum (``S = n``) or the makespan of FIFO list scheduling on ``S`` slots (each task starts on
 the slot that frees first); copies draw from a separate stream, so the baseline does not depend on the policy. Jobs
@@ -78,7 +86,7 @@ class JobOutcomes:
 class _Chunk:
     """The state of the unfinished jobs of one chunk, one row each (rows are dropped as jobs finish)."""
 
-    def __init__(self, originals: Floats, slots: int) -> None:
+    def __init__(self, originals: Floats, slots: int, startup: float = 0.0) -> None:
         jobs, tasks = originals.shape
         self.tasks = tasks
         self.slots = slots
@@ -96,6 +104,8 @@ class _Chunk:
         self.finish_time = np.full((jobs, tasks), np.nan)
         self.launched = np.ones((jobs, tasks), dtype=np.int64)
         self.first_copy_at = np.full((jobs, tasks), np.nan)
+        self.base = np.zeros((jobs, tasks))  # progress the best copy started from (> 0 when it resumed the task)
+        self.startup = startup
         self._rows: tuple[str, ...] = self._ROW_ARRAYS
         if self.queued:
             # Tasks S.. wait: nothing of theirs runs yet (no copy, no cost); they start in order as slots free.
@@ -108,11 +118,11 @@ class _Chunk:
 
     _ROW_ARRAYS = (
         "row", "now", "wake", "cost", "start", "next_end", "best_launch", "alive", "launch_sum", "finished",
-        "finish_time", "launched", "first_copy_at",
+        "finish_time", "launched", "first_copy_at", "base",
     )  # fmt: skip
 
     _TASK_ARRAYS = (
-        "start", "next_end", "best_launch", "finished", "finish_time", "alive", "launched", "first_copy_at",
+        "start", "next_end", "best_launch", "finished", "finish_time", "alive", "launched", "first_copy_at", "base",
     )  # fmt: skip
 
     def keep(self, rows: NDArray[np.bool_]) -> None:
@@ -124,15 +134,16 @@ class _Chunk:
         if rows is None:
             now, start, next_end, best_launch = self.now, self.start, self.next_end, self.best_launch
             finished, finish_time, alive = self.finished, self.finish_time, self.alive
-            launched, first_copy_at = self.launched, self.first_copy_at
+            launched, first_copy_at, base = self.launched, self.first_copy_at, self.base
         else:
             now = self.now[rows]
             taken = [getattr(self, name)[rows, :tasks] for name in self._TASK_ARRAYS]
-            start, next_end, best_launch, finished, finish_time, alive, launched, first_copy_at = taken
-        # Finished tasks have next_end = inf: rate 0 there, then NaN; progress 1.
-        rate = np.divide(1.0, next_end - best_launch)
-        progress = np.subtract(now[:, None], best_launch)
-        progress *= rate
+            start, next_end, best_launch, finished, finish_time, alive, launched, first_copy_at, base = taken
+        progress, rate = self.progress(now, next_end, best_launch, base)
+        if self.startup > 0:  # unknown until the copy's start-up is over
+            starting = np.subtract(now[:, None], best_launch) < self.startup
+            np.copyto(progress, np.nan, where=starting)
+            np.copyto(rate, np.nan, where=starting)
         np.copyto(progress, 1.0, where=finished)
         np.copyto(rate, np.nan, where=finished)
         return TaskBatch(
@@ -146,16 +157,27 @@ class _Chunk:
             launched=launched,
             first_copy_at=first_copy_at,
             slots=np.full(now.size, self.slots, dtype=np.int64),
+            copy_start=np.where(finished, np.nan, best_launch),
         )
 
+    def progress(self, now: Floats, next_end: Floats, best_launch: Floats, base: Floats) -> tuple[Floats, Floats]:
+        """The best copy's true progress (0..1) and rate (fractions per time unit) at ``now``: ``base`` until its
+        start-up is over, then linear to 1 at its end (finished tasks: inf end, rate NaN)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.divide(1.0 - base, next_end - best_launch - self.startup)
+        worked = np.maximum(np.subtract(now[:, None], best_launch) - self.startup, 0.0)
+        progress = np.minimum(base + worked * rate, 1.0)
+        return progress, rate
+
     def decide(self, policy: StragglerPolicy, rows: NDArray[np.bool_] | None) -> tuple[NDArray[Any], ...]:
-        """The policy's copies, kills and wake-ups for every job (``rows``: only those jobs are asked; the others
-        launch nothing and keep their wake-up), one policy call per distinct count of started tasks."""
+        """The policy's copies, kills, resumes and wake-ups for every job (``rows``: only those jobs are asked; the
+        others launch nothing and keep their wake-up), one policy call per distinct count of started tasks."""
         if not self.queued:
             decision = policy.decide(self.batch())
-            return decision.copies, decision.kill_original, decision.wake_at
+            return decision.copies, decision.kill_original, decision.resumes, decision.wake_at
         copies = np.zeros(self.next_end.shape, dtype=np.int64)
         kill = np.zeros(self.next_end.shape, dtype=np.bool_)
+        resume = np.zeros(self.next_end.shape, dtype=np.bool_)
         wake = self.wake.copy()
         asked = np.ones(self.row.size, dtype=np.bool_) if rows is None else rows
         for count in np.unique(self.started[asked]):
@@ -164,8 +186,9 @@ class _Chunk:
             decision = policy.decide(self.batch(group, tasks))
             copies[group, :tasks] = decision.copies
             kill[group, :tasks] = decision.kill_original
+            resume[group, :tasks] = decision.resumes
             wake[group] = decision.wake_at
-        return copies, kill, wake
+        return copies, kill, resume, wake
 
     def apply(
         self,
@@ -174,7 +197,7 @@ class _Chunk:
         rng: np.random.Generator,
         rows: NDArray[np.bool_] | None = None,
     ) -> None:
-        decided_copies, decided_kill, decided_wake = self.decide(policy, rows)
+        decided_copies, decided_kill, decided_resume, decided_wake = self.decide(policy, rows)
         copies = np.where(self.finished, 0, np.asarray(decided_copies, dtype=np.int64))
         if (copies < 0).any():
             raise SimulationError(f"policy {policy.describe()} asked for a negative number of copies")
@@ -182,6 +205,10 @@ class _Chunk:
         if (kill & (copies == 0)).any():
             raise SimulationError(f"policy {policy.describe()} killed a task's copies without launching new ones")
         now = self.now[:, None]
+        resume = np.asarray(decided_resume, dtype=np.bool_) & (copies > 0)
+        if resume.any():  # the checkpoint's progress, taken before a kill ends the copy that made it
+            progress, _ = self.progress(self.now, self.next_end, self.best_launch, self.base)
+            resumed_at = np.where(resume & np.isfinite(progress), progress, 0.0)
         if kill.any():
             self.cost += (self.alive * now - self.launch_sum).sum(axis=1, where=kill)
             np.copyto(self.alive, 0, where=kill)
@@ -193,11 +220,15 @@ class _Chunk:
             draws = dist.sample(rng, int(counts.sum()))
             starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
             when = np.broadcast_to(now, launching.shape)[launching]
-            end = when + np.minimum.reduceat(draws, starts)
+            duration = np.minimum.reduceat(draws, starts)
+            base = resumed_at[launching] if resume.any() else np.zeros(duration.shape)
+            duration = np.where(base > 0, self.startup + (1.0 - base) * (duration - self.startup), duration)
+            end = when + duration
             previous = self.next_end[launching]
             better = end < previous
             self.next_end[launching] = np.where(better, end, previous)
             self.best_launch[launching] = np.where(better, when, self.best_launch[launching])
+            self.base[launching] = np.where(better, base, self.base[launching])
             self.alive[launching] += counts
             self.launch_sum[launching] += counts * when
             self.first_copy_at = np.where(launching & np.isnan(self.first_copy_at), now, self.first_copy_at)
@@ -235,6 +266,7 @@ class _Chunk:
         np.copyto(self.start, now, where=new)
         np.copyto(self.next_end, now + self.originals, where=new)
         np.copyto(self.best_launch, now, where=new)
+        np.copyto(self.base, 0.0, where=new)
         np.copyto(self.launch_sum, now, where=new)
         np.copyto(self.alive, 1, where=new)
         self.started += np.maximum(fresh, 0)
@@ -247,7 +279,7 @@ def _run_chunk(
     jobs, tasks = originals.shape
     latency = np.empty(jobs)
     cost = np.empty(jobs)
-    state = _Chunk(originals, slots)
+    state = _Chunk(originals, slots, dist.startup)
     limit = 1000 * (tasks + 1)
     steps = 0
     state.apply(policy, dist, rng)

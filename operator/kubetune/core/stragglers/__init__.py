@@ -1,11 +1,10 @@
 """Straggler policies: which running tasks to copy, and when, so that a job of many tasks finishes sooner.
 
-One abstract base class (:class:`StragglerPolicy`, in :mod:`.base`, with the batch/decision vocabulary), one module
-per policy (``none``, ``spark``, ``late``, ``singleFork``, ``timeout``, ``adaptive``), the closed forms that prove
-them (:mod:`.theory`), the online tail fit (:mod:`.tails`), forecasts of replication plans (:mod:`.forecast`) with
-the queue model (:mod:`.makespan`), and the
-name -> constructor table (:func:`build_policy`). The same policy objects drive ``kubetune simulate`` (a batch of
-many synthetic jobs) and a live shell (a batch of one).
+One abstract base class (:class:`StragglerPolicy`, in :mod:`.base`, with the batch/decision vocabulary), one module per
+policy (``none``, ``spark``, ``late``, ``singleFork``, ``timeout``, ``migrate``, ``adaptive``), the closed forms that
+prove them (:mod:`.theory`), the online tail fit (:mod:`.tails`), forecasts of replication plans (:mod:`.forecast`) with
+the queue model (:mod:`.makespan`), and the name -> constructor table (:func:`build_policy`). The same policy objects
+drive ``kubetune simulate`` (a batch of many synthetic jobs) and a live shell (a batch of one).
 
 Pure: numpy and the standard library only; must not import kopf, kubernetes, optuna, mlflow or torch (an
 import-linter contract holds this).
@@ -16,6 +15,7 @@ from kubetune.core.stragglers.base import Decision, Replicate, StragglerPolicy, 
 from kubetune.core.stragglers.forecast import ForkPlan, Plan, TimeoutPlan, forecast, monte_carlo
 from kubetune.core.stragglers.late import Late
 from kubetune.core.stragglers.makespan import list_schedule
+from kubetune.core.stragglers.migrate import Migrate
 from kubetune.core.stragglers.none import NoReplication
 from kubetune.core.stragglers.registry import POLICIES, build_policy, from_spec, policy_names
 from kubetune.core.stragglers.single_fork import SingleFork
@@ -32,6 +32,7 @@ __all__ = [
     "Forecast",
     "ForkPlan",
     "Late",
+    "Migrate",
     "NoReplication",
     "Plan",
     "Replicate",

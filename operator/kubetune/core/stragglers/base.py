@@ -19,6 +19,9 @@ and each job has its own clock (``now[j]``). The policy returns, per job and tas
 - ``copies[j, i]``: how many new copies of task ``i`` to launch now (0 = none). Ignored for finished tasks.
 - ``kill_original[j, i]``: cancel the copies of task ``i`` running now (in practice: the original) before the new
   ones start. Only meaningful together with ``copies[j, i] >= 1``: a shell rejects a kill without new copies.
+- ``resume[j, i]`` (optional; all False when absent): the new copies of task ``i`` resume from its checkpoint (the
+  progress of its most advanced live copy) instead of starting over: together with ``kill_original`` a *move* of the
+  task to a fresh machine that keeps its progress (the slowdown belongs to the machine, the progress to the task).
 - ``wake_at[j]``: the next time (on the job's clock) to be asked even if no task finishes by then; ``inf`` when only
   completions matter. A time not after ``now[j]`` is ignored.
 
@@ -55,7 +58,7 @@ class TaskState:
     while running). ``progress``/``rate``: the most advanced live copy's progress fraction (0..1) and its rate in
     fractions per second (``None`` when unknown; see :mod:`kubetune.core.progress`). ``copies``: live copies now.
     ``launched``: copies ever launched, the original included (so ``>= 1``). ``first_copy_at``: when the first extra
-    copy was launched, if any.
+    copy was launched, if any. ``copy_start``: when the most advanced live copy was launched (``None``: unknown).
     """
 
     start: float
@@ -65,6 +68,7 @@ class TaskState:
     copies: int = 1
     launched: int = 1
     first_copy_at: float | None = None
+    copy_start: float | None = None
 
 
 def _float(value: float | None) -> float:
@@ -81,7 +85,9 @@ class TaskBatch:
     ``finish_time`` (the first copy's finish time; NaN while running), ``progress`` (the most advanced live copy's
     fraction done, 0..1; NaN when unknown; 1 when finished), ``rate`` (that copy's progress fractions per second; NaN
     when unknown), ``copies`` (live copies now; 0 when finished), ``launched`` (copies ever launched including the
-    original, ``>= 1``), ``first_copy_at`` (launch time of the first extra copy; NaN when never copied).
+    original, ``>= 1``), ``first_copy_at`` (launch time of the first extra copy; NaN when never copied), and, optional,
+    ``copy_start`` (launch time of the most advanced live copy, the one ``progress`` and ``rate`` describe; NaN when
+    unknown or finished; absent: taken as ``start``).
     """
 
     now: Floats
@@ -94,11 +100,13 @@ class TaskBatch:
     launched: Ints
     first_copy_at: Floats
     slots: Ints
+    copy_start: Floats | None = None
 
     def __post_init__(self) -> None:
         jobs, tasks = self.start.shape
-        for name in ("finished", "finish_time", "progress", "rate", "copies", "launched", "first_copy_at"):
-            if getattr(self, name).shape != (jobs, tasks):
+        names = ("finished", "finish_time", "progress", "rate", "copies", "launched", "first_copy_at", "copy_start")
+        for name in names:
+            if getattr(self, name) is not None and getattr(self, name).shape != (jobs, tasks):
                 raise ValueError(f"TaskBatch.{name}: shape {getattr(self, name).shape}, expected {(jobs, tasks)}")
         for name in ("now", "slots"):
             if getattr(self, name).shape != (jobs,):
@@ -127,6 +135,12 @@ class TaskBatch:
     def elapsed(self) -> Floats:
         """``(J, N)``: time since the original copy was launched (until now, for finished tasks too)."""
         return self.now[:, None] - self.start
+
+    @property
+    def copy_elapsed(self) -> Floats:
+        """``(J, N)``: how long the most advanced live copy has run (NaN when unknown or finished)."""
+        launch = self.start if self.copy_start is None else self.copy_start
+        return np.where(self.running, self.now[:, None] - launch, np.nan)
 
     @property
     def task_time(self) -> Floats:
@@ -158,26 +172,45 @@ class TaskBatch:
             launched=np.array([[max(1, task.launched) for task in tasks]], dtype=np.int64),
             first_copy_at=np.array([[_float(task.first_copy_at) for task in tasks]], dtype=np.float64),
             slots=np.array([len(tasks) if slots is None else slots], dtype=np.int64),
+            copy_start=np.array(
+                [
+                    [
+                        math.nan if done else _float(task.copy_start)
+                        for task, done in zip(tasks, finished[0], strict=True)
+                    ]
+                ],
+                dtype=np.float64,
+            ),
         )
 
 
 @dataclass(frozen=True)
 class Replicate:
     """One action for a live shell: launch ``copies`` new copies of task ``task`` now, killing its running copies
-    first when ``kill_original``."""
+    first when ``kill_original``; the new copies resume from the task's checkpoint when ``resume``."""
 
     task: int
     copies: int
     kill_original: bool = False
+    resume: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """A policy's answer for a batch: ``copies`` and ``kill_original`` of shape ``(J, N)``, ``wake_at`` of ``(J,)``."""
+    """A policy's answer for a batch: ``copies``, ``kill_original`` (and optionally ``resume``) of shape ``(J, N)``,
+    ``wake_at`` of ``(J,)``."""
 
     copies: Ints
     kill_original: Bools
     wake_at: Floats
+    resume: Bools | None = None
+
+    @property
+    def resumes(self) -> Bools:
+        """``resume``, all False when the policy gave none."""
+        if self.resume is None:
+            return np.zeros(self.copies.shape, dtype=np.bool_)
+        return self.resume
 
     @classmethod
     def nothing(cls, batch: TaskBatch) -> Decision:
@@ -190,9 +223,13 @@ class Decision:
 
     def for_job(self, job: int = 0) -> tuple[Replicate, ...]:
         """Row ``job`` as actions, in task order (what a live shell with a batch of one carries out)."""
+        resume = self.resumes
         return tuple(
             Replicate(
-                task=int(task), copies=int(self.copies[job, task]), kill_original=bool(self.kill_original[job, task])
+                task=int(task),
+                copies=int(self.copies[job, task]),
+                kill_original=bool(self.kill_original[job, task]),
+                resume=bool(resume[job, task]),
             )
             for task in np.flatnonzero(self.copies[job] > 0)
         )

@@ -1,9 +1,9 @@
 """The table of straggler policies by name, and ``build_policy(name, **options)``.
 
 Decides: which names select which policy (the spec's ``spec.resilience.stragglers.policy``: ``none``, ``spark``,
-``late``, ``singleFork``, ``timeout``, ``adaptive``; ``single-fork`` and ``single_fork`` are accepted too), and which
-options each takes (spec spelling, camelCase; the constructor's snake_case spelling is accepted as well). Bad input
-raises a ValueError naming the option (``stragglers.<option>: ...``).
+``late``, ``singleFork``, ``timeout``, ``migrate``, ``adaptive``; ``single-fork`` and ``single_fork`` are accepted too),
+and which options each takes (spec spelling, camelCase; the constructor's snake_case spelling is accepted as well). Bad
+input raises a ValueError naming the option (``stragglers.<option>: ...``).
 
 Pure: numpy only; must not import kopf, kubernetes, optuna, mlflow or torch.
 """
@@ -17,19 +17,28 @@ from typing import Any
 from kubetune.core.stragglers.adaptive import Adaptive
 from kubetune.core.stragglers.base import StragglerPolicy
 from kubetune.core.stragglers.late import Late
+from kubetune.core.stragglers.migrate import Migrate
 from kubetune.core.stragglers.none import NoReplication
 from kubetune.core.stragglers.single_fork import SingleFork
 from kubetune.core.stragglers.spark import Spark
 from kubetune.core.stragglers.timeout import TaskTimeout
 
 POLICIES: dict[
-    str, type[NoReplication] | type[Spark] | type[Late] | type[SingleFork] | type[TaskTimeout] | type[Adaptive]
+    str,
+    type[NoReplication]
+    | type[Spark]
+    | type[Late]
+    | type[SingleFork]
+    | type[TaskTimeout]
+    | type[Migrate]
+    | type[Adaptive],
 ] = {
     "none": NoReplication,
     "spark": Spark,
     "late": Late,
     "singleFork": SingleFork,
     "timeout": TaskTimeout,
+    "migrate": Migrate,
     "adaptive": Adaptive,
 }
 _ALIASES = {"single-fork": "singleFork", "single_fork": "singleFork", "singlefork": "singleFork"}
