@@ -4,15 +4,16 @@ Goal: in a real local study (16 trials, 4 in parallel, every worker slowed by a 
 has a makespan <= 0.7x ``none``'s and a compute <= 1.05x ``none``'s, and the measured ratios are within 10% of what
 ``kubetune simulate`` predicts for the task-time distribution fitted on the ``none`` run.
 
-What runs: three real local studies, one per policy (``none``, ``spark``, ``adaptive``), each a ``kubetune run FILE
---output json --chaos straggler=pareto:1,2 --chaos-seed S`` subprocess in its own temporary directory, from the same
-study spec apart from ``spec.resilience.stragglers.policy`` (the policies' spec defaults: spark 0.75 / 1.5, adaptive
-maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4). The study has the same name in every run, and chaos
-draws are keyed by worker process name, so trial n's original gets the same slowdown under every policy (common random
+What runs: four real local studies, one per policy (``none``, ``spark``, ``adaptive``, ``migrate``), each a ``kubetune
+run FILE --output json --chaos straggler=pareto:1,2 --chaos-seed S`` subprocess in its own temporary directory, from the
+same study spec apart from ``spec.resilience.stragglers`` (the policies' spec defaults: spark 0.75 / 1.5, adaptive
+maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4, and moves considered; migrate factor 1.5; both with
+restartSeconds 5, this machine's start-up of a trial process). The study has the same name in every run, and chaos draws
+are keyed by worker process name, so trial n's original gets the same slowdown under every policy (common random
 numbers, as in the simulator); a replica is a fresh draw. The sampler is seeded and tunes only the learning rate and
 momentum (a trial's work does not depend on its values), no pruning, no tracking. The chaos seeds are fixed up front
-(``--chaos-seeds``, default 0); several seeds are averaged as ratios of means, and the policies' order rotates from
-one seed to the next (a machine whose load drifts favours no policy over three seeds).
+(``--chaos-seeds``, default 0); several seeds are averaged as ratios of means, and the policies' order rotates from one
+seed to the next (a machine whose load drifts favours no policy over three seeds).
 
 The local runner caps parallel trials at the machine's cores (one core per trial); on a smaller machine the benchmark
 presents ``--cores`` (default: the parallel trials) to ``kubetune run`` so that 4 trials run at once, which is why
@@ -75,7 +76,10 @@ from typing import Any
 
 import yaml
 
-POLICIES = ("none", "spark", "adaptive")
+POLICIES = ("none", "spark", "adaptive", "migrate")
+# A move pays the trial's start-up again: about 5 s here (a worker process's start to its first step, measured by
+# benchmarks/preemption.py); the spec's default (10 s) is sized for pods.
+POLICY_OPTIONS: dict[str, dict[str, Any]] = {"migrate": {"restartSeconds": 5}, "adaptive": {"restartSeconds": 5}}
 STUDY = "straggler-bench"
 CHAOS = "pareto:1,2"
 GOALS = {"makespan": 0.7, "compute": 1.05, "tolerance": 0.10}
@@ -146,7 +150,7 @@ def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
             "checkpoint": {"everySteps": 0},
             "tracking": {"enabled": False},
             "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-            "resilience": {"stragglers": {"policy": policy}},
+            "resilience": {"stragglers": {"policy": policy, **POLICY_OPTIONS.get(policy, {})}},
             "tuning": {
                 "objective": {"metric": "val_accuracy", "direction": "maximize"},
                 "parameters": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,6 +250,11 @@ def test_status_reports_progress_metrics_and_checkpoint_from_heartbeats() -> Non
         ),
     )
     assert p.status["progress"] == "30%"
+    assert p.status["progressFraction"] == 0.3 and "progressRate" not in p.status  # rank 1 has no rate yet
+    fast, slow = dataclasses.replace(beat0, steps_per_s=5.0), dataclasses.replace(beat1, steps_per_s=2.0)
+    rated = run((w(0, heartbeat=fast), w(1, heartbeat=slow)), status_after(()))
+    assert rated.status["progressRate"] == 0.02  # the slowest rank: 2 steps/s of 100
+    assert "progressRate" not in run((w(0, heartbeat=fast),), status_after(())).status  # rank 1 not seen yet
     assert p.status["metrics"] == {"train_loss": 0.5}
     assert p.status["lastCheckpoint"] == {"step": 40, "time": "2026-01-01T12:00:00Z"}
     assert p.status["workers"][0] == {

@@ -397,4 +397,48 @@ def test_timeout_needs_after_seconds_and_adaptive_plans_for_max_trials() -> None
     with pytest.raises(SpecError, match=r"spec\.resilience\.stragglers\.afterSeconds: .*timeout needs afterSeconds"):
         _rep_study(policy="timeout")
     policy = straggler_policy(_rep_study(policy="adaptive", maxExtraCost=0.1))
-    assert policy is not None and policy.options() == {"maxExtraCost": 0.1, "tasks": 4, "maxCopiesFraction": 0.1}
+    assert policy is not None and policy.options() == {
+        "maxExtraCost": 0.1,
+        "tasks": 4,
+        "maxCopiesFraction": 0.1,
+        "restartSeconds": 10.0,  # moves are candidates: the shells resume a moved copy from its checkpoint
+    }
+
+
+def test_migrate_moves_a_slow_trial_to_a_copy_that_resumes_from_its_checkpoint() -> None:
+    job = _rep_study(policy="migrate")  # factor 1.5, restartSeconds 10, maxMoves 3
+    status = {"phase": "Running", "startTime": "2026-01-01T11:58:20Z"}
+    done = [
+        dataclasses.replace(trial(n, "COMPLETE", 0.9), started=START, finished=START + seconds)
+        for n, seconds in ((0, 20.0), (1, 22.0), (2, 21.0))
+    ]
+    slow = dataclasses.replace(trial(3), started=START)
+    # 100 s in, 0.2 done at 0.002/s (the heartbeats' rate): 400 s left; a copy resuming at 0.2 would need
+    # 10 + 0.8 x (21 - 10) = 18.8 s (21: the median finished trial): 400 > 1.5 x 18.8, so the trial moves.
+    running = {3: child(3, started=START, progress=0.2, rate=0.002)}
+    p = decide([*done, slow], running, job=job, status=status)
+    assert kinds(p, StopTrial) == [StopTrial(3, "s-t3", "Cancelled")]
+    assert kinds(p, StartTrial) == [StartTrial(3, "s-t3r1", PARAMS, 1, resume_from="s-t3")]
+    assert any("resuming from s-t3's checkpoint" in e.message for e in p.events)
+    # At the usual speed (0.04/s: 20 s left) it stays.
+    usual = {3: child(3, started=START, progress=0.2, rate=0.04)}
+    assert kinds(decide([*done, slow], usual, job=job, status=status), StartTrial) == []
+
+
+def test_a_move_becomes_a_child_spec_that_resumes_from_the_source() -> None:
+    from kubetune.tuning.space import child_manifest
+
+    job = _rep_study(policy="migrate")
+    manifest = child_manifest(job, 3, {"momentum": 0.5}, replica=1, resume_from="s-t3")
+    child_job = parse(manifest)
+    assert child_job.name == "s-t3r1" and child_job.spec.checkpoint.resume_from == "s-t3"
+    assert parse(child_manifest(job, 3, {"momentum": 0.5})).spec.checkpoint.resume_from is None
+    with pytest.raises(SpecError, match=r"spec\.checkpoint\.resumeFrom"):
+        parse({**manifest, "spec": {**manifest["spec"], "checkpoint": {"resumeFrom": "Not A Name"}}})
+
+
+def test_child_run_reads_the_exact_progress_and_the_heartbeat_rate() -> None:
+    status = {"phase": "Running", "progress": "20%", "progressFraction": 0.2049, "progressRate": 0.0125}
+    run = ChildRun.from_status("s-t0", status, {})
+    assert run.progress == 0.2049 and run.rate == 0.0125
+    assert ChildRun.from_status("s-t0", {"phase": "Running", "progress": "20%"}, {}).rate is None

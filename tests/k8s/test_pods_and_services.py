@@ -81,6 +81,14 @@ def test_gpus_placement_pvc_and_kueue() -> None:
     assert pod["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["checkpoints"]["persistentVolumeClaim"] == {"claimName": "ckpt"}
+    # Each TrainingJob in its own folder of the claim: a study's trials sharing it never read each other's.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/var/lib/kubetune/checkpoints"] == {
+        "name": "checkpoints",
+        "mountPath": "/var/lib/kubetune/checkpoints",
+        "subPath": "mnist",
+    }
+    assert "KUBETUNE_RESUME_FROM" not in env_of(pod)
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory"}
     assert pod["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
     assert pod["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] == "mnist-a0"
@@ -207,3 +215,23 @@ def test_cpu_threads_follow_the_containers_cpu_limit_else_its_request() -> None:
         )
     )
     assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "8"  # trainer.env wins, name by name
+
+
+def test_a_moved_copy_reads_its_source_folder_of_the_claim_read_only() -> None:
+    moved = job(checkpoint={"persistentVolumeClaim": "ckpt", "resumeFrom": "study-t3"})
+    pod = build_pod(moved, 0, 0, SETTINGS)
+    mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["/var/lib/kubetune/resume-from"] == {
+        "name": "checkpoints",
+        "mountPath": "/var/lib/kubetune/resume-from",
+        "subPath": "study-t3",
+        "readOnly": True,
+    }
+    assert env_of(pod)["KUBETUNE_RESUME_FROM"] == "/var/lib/kubetune/resume-from"
+    # Without a claim the source's emptyDir died with its pods: nothing to read, the copy starts over.
+    alone = build_pod(job(checkpoint={"resumeFrom": "study-t3"}), 0, 0, SETTINGS)
+    assert "KUBETUNE_RESUME_FROM" not in env_of(alone)
+    assert [m["mountPath"] for m in alone["spec"]["containers"][0]["volumeMounts"]] == [
+        "/var/lib/kubetune/checkpoints",
+        "/tmp",
+    ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubetune.api import load
+from kubetune.api import load, parse
 from kubetune.local.runner import LocalRunner, RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,3 +184,32 @@ def test_validate_errors_exit_2_before_anything_runs(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "spec.parallelism.workers: must be >= 1, got 0" in done.stderr
     assert not (tmp_path / "kubetune-runs").exists()
+
+
+def test_a_run_with_resume_from_starts_at_the_source_runs_newest_checkpoint(tmp_path: Path) -> None:
+    def job(name: str, steps: int, **checkpoint: Any) -> Any:
+        return parse(
+            {
+                "apiVersion": "kubetune.dev/v1alpha1",
+                "kind": "TrainingJob",
+                "metadata": {"name": name},
+                "spec": {
+                    "trainer": {"model": {"family": "mlp", "depth": 1, "width": 16}},
+                    "hyperparameters": {"steps": steps},
+                    "checkpoint": {"everySteps": 10, "minIntervalSeconds": 0, **checkpoint},
+                    "tracking": {"enabled": False},
+                },
+            }
+        )
+
+    options = RunOptions(workdir=tmp_path)
+    assert LocalRunner(job("source", 30), options).run()["phase"] == "Succeeded"
+    moved = LocalRunner(job("moved", 50, resumeFrom="source"), options)
+    assert moved.run()["phase"] == "Succeeded"
+    records = progress_records(tmp_path / "moved", "moved-w0-a0")
+    assert min(r["step"] for r in records) >= 30  # started from the source's step 30, not from 0
+    assert json.loads((tmp_path / "moved" / "workers" / "moved-w0-a0" / "result.json").read_text())["step"] == 50
+    assert sorted(p.name for p in (tmp_path / "source" / "checkpoints").glob("step-*")) == [
+        "step-00000020",
+        "step-00000030",
+    ]  # read, never written

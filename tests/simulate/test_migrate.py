@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kubetune.core.stragglers import Decision, Replicate, StragglerPolicy, TaskBatch, TaskState, build_policy
+from kubetune.core.stragglers import (
+    Adaptive,
+    Decision,
+    Replicate,
+    StragglerPolicy,
+    TaskBatch,
+    TaskState,
+    build_policy,
+    monte_carlo,
+)
+from kubetune.core.stragglers.forecast import MovePlan
 from kubetune.simulate.distributions import parse_distribution
 from kubetune.simulate.engine import simulate
 
@@ -144,3 +154,32 @@ def test_migrate_moves_a_task_at_most_max_moves_times() -> None:
 def test_migrate_options_are_checked_by_name(option: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_policy("migrate", **{option: value})
+
+
+@pytest.mark.parametrize("factor", [1.5, 2.0])
+def test_the_move_forecast_agrees_with_the_engine(factor: float) -> None:
+    # The forecast checks the rule once per copy with the median of all task times; the engine's policy looks at
+    # every decision point with the median of the tasks finished so far: close, not equal (within 5% here).
+    dist = parse_distribution("shiftedpareto:1,12,2")
+    base, forecast = monte_carlo(dist.sample, 16, [None, MovePlan(factor, dist.startup)], draws=20_000, seed=1, slots=4)
+    policy = build_policy("migrate", factor=factor, restartSeconds=dist.startup)
+    outcome = simulate(dist, policy, tasks=16, jobs=20_000, slots=4, seed=2)
+    simulated = outcome.latency.mean() / outcome.baseline_latency.mean()
+    assert forecast.mean_latency / base.mean_latency == pytest.approx(simulated, rel=0.05)
+    simulated_cost = outcome.cost.mean() / outcome.baseline_cost.mean()
+    assert forecast.mean_cost / base.mean_cost == pytest.approx(simulated_cost, rel=0.05)
+
+
+def test_adaptive_moves_on_a_heavy_tail_and_never_on_a_light_one() -> None:
+    heavy = Adaptive(tasks=16, restart=0.0, draws=500)
+    outcome = simulate(parse_distribution("pareto:1,2"), heavy, tasks=16, jobs=500, slots=4, seed=4)
+    assert isinstance(heavy.last_choice.plan if heavy.last_choice else None, MovePlan)
+    assert outcome.latency.mean() < 0.7 * outcome.baseline_latency.mean()
+    assert outcome.cost.mean() < outcome.baseline_cost.mean()
+    light = Adaptive(tasks=16, restart=1.0, draws=500)
+    simulate(parse_distribution("shiftedexp:1,1"), light, tasks=16, jobs=500, slots=4, seed=4)
+    assert light.last_choice is not None and not isinstance(light.last_choice.plan, MovePlan)
+    # Without restartSeconds (a shell that cannot resume) moves are never candidates.
+    plain = Adaptive(tasks=16, draws=500)
+    simulate(parse_distribution("pareto:1,2"), plain, tasks=16, jobs=500, slots=4, seed=4)
+    assert plain.last_choice is not None and not isinstance(plain.last_choice.plan, MovePlan)

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "stragglers.py"
-POLICIES = ["none", "spark", "adaptive"]
+POLICIES = ["none", "spark", "adaptive", "migrate"]
 
 
 def _is_number(value: Any) -> bool:

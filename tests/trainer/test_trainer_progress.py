@@ -13,7 +13,9 @@ from kubetune.core import Heartbeat
 from kubetune_trainer import progress
 from kubetune_trainer.progress import FileSink, NullSink, Reporter, open_sink, register_sink, write_result
 
-HEARTBEAT_KEYS = {"kind", "job", "rank", "attempt", "step", "total_steps", "epoch", "samples_per_s", "metrics", "time"}
+HEARTBEAT_KEYS = {
+    "kind", "job", "rank", "attempt", "step", "total_steps", "epoch", "samples_per_s", "steps_per_s", "metrics", "time",
+}  # fmt: skip
 
 
 class Clock:
@@ -56,8 +58,10 @@ def test_samples_per_second_is_measured_over_the_window() -> None:
     reporter.report(1, samples=64)
     clock.now += 4.0
     reporter.report(101, samples=64 + 800)
-    assert sink.records[0]["samples_per_s"] is None
+    assert sink.records[0]["samples_per_s"] is None and sink.records[0]["steps_per_s"] is None
     assert sink.records[1]["samples_per_s"] == pytest.approx(200.0)
+    # Steps over the same window: a run resumed at step 1 is credited only with the steps it made since.
+    assert sink.records[1]["steps_per_s"] == pytest.approx(25.0)
 
 
 def test_file_sink_appends_json_lines_in_the_contract_shape(tmp_path: Path) -> None:

@@ -43,6 +43,28 @@ def test_interrupted_and_resumed_training_equals_straight_training(tmp_path: Pat
     assert abs(resumed_metrics["train_loss"] - straight_metrics["train_loss"]) < 1e-6
 
 
+def test_a_moved_run_starts_from_another_directory_and_writes_only_its_own(tmp_path: Path) -> None:
+    straight = Trainer(dataclasses.replace(BASE, checkpoint_dir=""))
+    straight.run()
+    source, own = tmp_path / "original", tmp_path / "moved"
+    first = Trainer(dataclasses.replace(BASE, checkpoint_dir=str(source)))
+    first.train_steps(31)
+    first.writer.wait()
+    del first  # the slow copy, cancelled after its checkpoint of step 28
+
+    moved = Trainer(dataclasses.replace(BASE, checkpoint_dir=str(own), resume_from=str(source)))
+    assert moved.resume() == 28 and moved.checkpoint_step is None  # step 28 is not checkpointed in its own dir yet
+    moved.run()
+    assert moved.step == 50
+    for name, tensor in _weights(straight).items():
+        assert torch.equal(tensor, _weights(moved)[name]), name
+    assert checkpoint.complete_steps(source) == [21, 28]  # the source is read, never written
+    assert checkpoint.latest(own) == 50
+    # Once it has checkpoints of its own, they come first.
+    again = Trainer(dataclasses.replace(BASE, checkpoint_dir=str(own), resume_from=str(source)))
+    assert again.resume() == 50
+
+
 def test_a_finished_run_relaunched_only_evaluates(tmp_path: Path) -> None:
     config = dataclasses.replace(BASE, steps=10, checkpoint_dir=str(tmp_path))
     Trainer(config).run()

@@ -162,6 +162,7 @@ _KUBETUNE_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "compile": ("KUBETUNE_COMPILE", _bool),
     "device": ("KUBETUNE_DEVICE", _choice(DEVICES)),
     "checkpoint_dir": ("KUBETUNE_CHECKPOINT_DIR", _text),
+    "resume_from": ("KUBETUNE_RESUME_FROM", _text),
     "checkpoint_every_steps": ("KUBETUNE_CHECKPOINT_EVERY_STEPS", _int(0)),
     "checkpoint_every_seconds": ("KUBETUNE_CHECKPOINT_EVERY_SECONDS", _float(0.0)),
     "checkpoint_min_interval_seconds": ("KUBETUNE_CHECKPOINT_MIN_INTERVAL_SECONDS", _float(0.0)),
@@ -218,6 +219,7 @@ class TrainerConfig:
     compile: bool = False
     device: str = "auto"
     checkpoint_dir: str = ""
+    resume_from: str = ""  # another run's checkpoint directory, to start from while checkpoint_dir has none
     checkpoint_every_steps: int = 100
     checkpoint_every_seconds: float = 0.0
     checkpoint_min_interval_seconds: float = 1.0

@@ -123,7 +123,9 @@ class Reporter:
         self._last_sent: float | None = None
         self._window_start = clock()
         self._window_samples: int | None = None
+        self._window_step = 0
         self._rate: float | None = None
+        self._step_rate: float | None = None
         # The newest epoch record's metrics, repeated in every later record so that a coalescing channel (the pod
         # annotation keeps only the newest record) never loses a study's intermediate values.
         self._last_epoch: dict[str, Any] | None = None
@@ -158,14 +160,16 @@ class Reporter:
             if kind not in ALWAYS_SENT and not self.due():
                 return False
             rate: float | None = None
+            step_rate: float | None = None
             if samples is not None and samples == self._window_samples:
-                rate = self._rate  # nothing new since the last record (an epoch record, then a checkpoint)
+                rate, step_rate = self._rate, self._step_rate  # nothing new since the last record (an epoch record)
             elif samples is not None:
                 if self._window_samples is not None and now > self._window_start:
                     rate = (samples - self._window_samples) / (now - self._window_start)
-                self._window_samples = samples
+                    step_rate = (step - self._window_step) / (now - self._window_start)
+                self._window_samples, self._window_step = samples, step
                 self._window_start = now
-                self._rate = rate
+                self._rate, self._step_rate = rate, step_rate
             self._last_sent = now
             clean = {key: float(value) for key, value in (metrics or {}).items()}
             if kind == "epoch" and epoch is not None:
@@ -181,6 +185,7 @@ class Reporter:
                 "total_steps": total_steps,
                 "epoch": epoch,
                 "samples_per_s": None if rate is None else round(rate, 3),
+                "steps_per_s": None if step_rate is None else round(step_rate, 6),
                 "metrics": clean,
                 "time": now,
             }

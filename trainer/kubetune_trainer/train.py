@@ -295,9 +295,15 @@ class Trainer:
         }
 
     def resume(self) -> int | None:
-        """Load the newest complete checkpoint, if any; returns its step."""
-        root = self.config.checkpoint_dir
-        step = checkpoint.latest(root) if root else None
+        """Load the newest complete checkpoint, if any; returns its step. The run's own checkpoints come first;
+        while it has none, the newest of ``resume_from`` (another copy's directory: a task moved off a slow
+        machine continues where that copy checkpointed), which this run never writes to."""
+        own = self.config.checkpoint_dir
+        step = checkpoint.latest(own) if own else None
+        root = own
+        if step is None and self.config.resume_from:
+            root = self.config.resume_from
+            step = checkpoint.latest(root)
         if step is None:
             return None
         file_rank = self.config.rank if self.pipelined else 0
@@ -313,7 +319,8 @@ class Trainer:
         self._loss_sum.zero_()
         self._batches = None
         _set_rng_state(state["rng"])
-        self.checkpoint_step = self._saved_step = step
+        if root == own:  # a step borrowed from another directory is not checkpointed here yet
+            self.checkpoint_step = self._saved_step = step
         return step
 
     def save_checkpoint(self, *, periodic: bool = False) -> None:

@@ -123,6 +123,7 @@ class Checkpoint:
     keep: int
     path: str
     persistent_volume_claim: str | None
+    resume_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Stragglers:
-    policy: Literal["none", "spark", "late", "singleFork", "timeout", "adaptive"]
+    policy: Literal["none", "spark", "late", "singleFork", "timeout", "migrate", "adaptive"]
     quantile: float
     multiplier: float
     fork_when_done: float | None
@@ -214,6 +215,9 @@ class Stragglers:
     original: Literal["keep", "kill"]
     max_extra_cost: float
     max_copies_fraction: float
+    factor: float
+    restart_seconds: float
+    max_moves: int
     slow_rank_factor: float
     restart_slow_gang: bool
 
@@ -583,6 +587,7 @@ def _spec(spec: Mapping[str, Any]) -> TrainingJobSpec:
             keep=int(ckpt["keep"]),
             path=ckpt["path"],
             persistent_volume_claim=ckpt.get("persistentVolumeClaim"),
+            resume_from=ckpt.get("resumeFrom"),
         ),
         tracking=Tracking(
             enabled=bool(tracking["enabled"]),
@@ -615,6 +620,9 @@ def _resilience(raw: Mapping[str, Any]) -> Resilience:
             original=st["original"],
             max_extra_cost=float(st["maxExtraCost"]),
             max_copies_fraction=float(st["maxCopiesFraction"]),
+            factor=float(st["factor"]),
+            restart_seconds=float(st["restartSeconds"]),
+            max_moves=int(st["maxMoves"]),
             slow_rank_factor=float(st["slowRankFactor"]),
             restart_slow_gang=bool(st["restartSlowGang"]),
         ),

@@ -567,6 +567,26 @@ def _progress(job: TrainingJob | None, current: dict[int, WorkerObservation], ph
     return f"{int(100 * min(fractions))}%"
 
 
+def _progress_detail(job: TrainingJob | None, current: dict[int, WorkerObservation], phase: Phase) -> dict[str, float]:
+    """While running: the slowest rank's exact fraction done (``progressFraction``) and, once every rank's heartbeat
+    carries a step rate, the slowest rank's rate in fractions per second (``progressRate``): what a straggler
+    policy needs to estimate a trial's time left; nothing before every rank has reported."""
+    if job is None or phase.terminal or len(current) < job.spec.parallelism.workers:
+        return {}
+    fractions, rates = [], []
+    for worker in current.values():
+        beat = worker.heartbeat
+        if beat is None or not beat.total_steps:
+            return {}
+        fractions.append(min(1.0, beat.step / beat.total_steps))
+        if beat.steps_per_s is not None:
+            rates.append(beat.steps_per_s / beat.total_steps)
+    detail = {"progressFraction": round(min(fractions), 6)}
+    if len(rates) == len(fractions):
+        detail["progressRate"] = round(min(rates), 9)
+    return detail
+
+
 def _last_checkpoint(draft: _Draft, current: dict[int, WorkerObservation]) -> dict[str, Any] | None:
     best = draft.last_checkpoint
     for worker in current.values():
@@ -610,6 +630,7 @@ def _status(
         "restarts": draft.restarts,
         "preemptions": draft.preemptions,
         "progress": _progress(job, current, draft.phase),
+        **_progress_detail(job, current, draft.phase),
         "metric": _headline(draft.final_metrics, latest),
         "message": draft.message,
         "conditions": [c.to_dict() for c in draft.conditions],

@@ -38,6 +38,7 @@ class Heartbeat:
     total_steps: int | None = None
     epoch: int | None = None
     samples_per_s: float | None = None
+    steps_per_s: float | None = None  # over the window since the previous record (None in a worker's first)
     metrics: Mapping[str, float] = field(default_factory=dict)
     checkpoint_step: int | None = None
     # The newest finished epoch and its metrics (validation accuracy, ...): a study's intermediate values.
@@ -59,6 +60,7 @@ class Heartbeat:
             total_steps=_int_or_none(data.get("total_steps")),
             epoch=_int_or_none(data.get("epoch")),
             samples_per_s=float(rate) if isinstance(rate, int | float) else None,
+            steps_per_s=float(steps) if isinstance(steps := data.get("steps_per_s"), int | float) else None,
             metrics=_metrics(data.get("metrics")),
             checkpoint_step=_int_or_none(data.get("checkpoint_step")),
             last_epoch=_int_or_none(last.get("epoch")),

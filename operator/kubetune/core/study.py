@@ -86,6 +86,7 @@ class ChildRun:
     finished_at: float | None = None
     progress: float | None = None  # fraction done (the slowest rank's)
     cpu_seconds: float = 0.0  # compute of the attempts already closed (status.cost)
+    rate: float | None = None  # fractions per second over the last heartbeat window (the slowest rank's)
 
     @property
     def finished(self) -> bool:
@@ -103,6 +104,7 @@ class ChildRun:
         raw = status.get("epochMetrics")
         epoch: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         progress = str(status.get("progress", "")).rstrip("%")
+        fraction, rate = status.get("progressFraction"), status.get("progressRate")
         cost = status.get("cost") if isinstance(status.get("cost"), Mapping) else {}
         cpu = (cost or {}).get("cpuSeconds") or {}
         replica = name.rsplit("r", 1)[-1] if re.search(r"-t\d+r\d+$", name) else "0"
@@ -119,8 +121,13 @@ class ChildRun:
             replica=int(replica),
             started=start.timestamp() if start else None,
             finished_at=end.timestamp() if end else None,
-            progress=float(progress) / 100 if progress.replace(".", "", 1).isdigit() else None,
+            progress=float(fraction)
+            if isinstance(fraction, int | float)
+            else float(progress) / 100
+            if progress.replace(".", "", 1).isdigit()
+            else None,
             cpu_seconds=sum(float(v) for v in cpu.values()) if isinstance(cpu, Mapping) else 0.0,
+            rate=float(rate) if isinstance(rate, int | float) and rate > 0 else None,
         )
 
 
@@ -157,6 +164,7 @@ class StartTrial:
     name: str
     params: Mapping[str, Any]
     replica: int = 0  # > 0: a replica (same values and seed) racing the original
+    resume_from: str | None = None  # a copy that starts from this run's newest checkpoint (a move)
 
 
 @dataclass(frozen=True)
@@ -423,9 +431,10 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
         finished_at = trial.finished or (min(ends) if ends else now)
     live = [c for c in copies if not c.finished and not c.stop_requested]
     progress = rate = None
-    ahead = max(live, key=lambda c: c.progress or 0.0, default=None)
+    ahead = _ahead(live)
     if ahead is not None and ahead.progress is not None and ahead.started is not None and now > ahead.started:
-        progress, rate = ahead.progress, ahead.progress / (now - ahead.started)
+        # The heartbeats' windowed rate; before the first window, the average since launch (start-up included).
+        progress, rate = ahead.progress, ahead.rate or ahead.progress / (now - ahead.started)
     replicas = [c for c in copies if c.replica > 0]
     first_copy = min((c.started for c in replicas if c.started is not None), default=None)
     return TaskState(
@@ -436,7 +445,13 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
         copies=max(1, len(live)) if finished_at is None else 0,
         launched=1 + max((c.replica for c in copies), default=0),
         first_copy_at=None if first_copy is None else first_copy - origin,
+        copy_start=None if ahead is None or ahead.started is None else ahead.started - origin,
     )
+
+
+def _ahead(live: Sequence[ChildRun]) -> ChildRun | None:
+    """The most advanced of a trial's live copies (the one a straggler policy judges, and a move resumes)."""
+    return max(live, key=lambda c: c.progress or 0.0, default=None)
 
 
 def _replicate(
@@ -465,13 +480,17 @@ def _replicate(
         count = min(replicate.copies, MAX_REPLICAS + 1 - launched)
         if count <= 0:
             continue
+        live = [c for c in copies if not c.finished and not c.stop_requested]
+        source = _ahead(live) if replicate.resume else None
         if replicate.kill_original:
-            draft.actions += [
-                StopTrial(number, c.name, "Cancelled") for c in copies if not c.finished and not c.stop_requested
-            ]
+            draft.actions += [StopTrial(number, c.name, "Cancelled") for c in live]
         for replica in range(launched, launched + count):
-            draft.actions.append(StartTrial(number, trial_name(job.name, number, replica), dict(trial.params), replica))
+            name = trial_name(job.name, number, replica)
+            resume_from = source.name if source is not None else None
+            draft.actions.append(StartTrial(number, name, dict(trial.params), replica, resume_from))
         killed = ", original cancelled" if replicate.kill_original else ""
+        if source is not None:
+            killed += f", resuming from {source.name}'s checkpoint"
         message = f"trial {number}: {count} replica(s) launched by {policy.describe()}{killed}"
         draft.events.append(StudyEvent("Normal", str(Reason.TRIAL_REPLICATED), message))
 
@@ -493,11 +512,14 @@ def straggler_policy(job: TrainingJob) -> StragglerPolicy | None:
         options = {**fork, "replicas": spec.replicas, "original": spec.original}
     elif spec.policy == "timeout":
         options = {"afterSeconds": spec.after_seconds, "replicas": spec.replicas, "original": spec.original}
+    elif spec.policy == "migrate":
+        options = {"factor": spec.factor, "restartSeconds": spec.restart_seconds, "maxMoves": spec.max_moves}
     else:  # adaptive forecasts the whole study: maxTrials trials, though only the ones asked so far are in a batch
         tasks = job.spec.tuning.max_trials if job.spec.tuning is not None else None
         options = {
             "maxExtraCost": spec.max_extra_cost,
             "maxCopiesFraction": spec.max_copies_fraction,
+            "restartSeconds": spec.restart_seconds,  # moves are candidates: both shells resume a moved copy
             **({"tasks": tasks} if tasks else {}),
         }
     return build_policy(spec.policy, **options)

@@ -26,6 +26,7 @@ class Placement:
     tracking_uri: str | None = None
     run_id: str | None = None
     threads: int | None = None
+    resume_dir: str | None = None  # another run's checkpoints to start from while checkpoint_dir has none
 
 
 def _flag(value: bool) -> str:
@@ -75,6 +76,8 @@ def worker_env(job: TrainingJob, rank: int, attempt: int, placement: Placement) 
         "KUBETUNE_CHECKPOINT_KEEP": str(ckpt.keep),
         "KUBETUNE_PROGRESS": placement.progress,
     }
+    if placement.resume_dir:
+        env["KUBETUNE_RESUME_FROM"] = placement.resume_dir
     if trainer.model is not None:
         env["KUBETUNE_MODEL_FAMILY"] = trainer.model.family
         env["KUBETUNE_MODEL_DEPTH"] = str(trainer.model.depth)

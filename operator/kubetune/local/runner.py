@@ -155,10 +155,12 @@ class LocalRunner:
         directory = self.run_dir / "workers" / action.name
         progress = directory / "progress.jsonl"
         ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
+        source = self.job.spec.checkpoint.resume_from  # a run in the same working directory (a study's trials)
         placement = Placement(
             master_addr="127.0.0.1",
             master_port=port,
             checkpoint_dir=str(self.run_dir / "checkpoints"),
+            resume_dir=str(self.run_dir.parent / source / "checkpoints") if source else None,
             progress=f"file:{progress}",
             result_file=str(directory / "result.json"),
             tracking_uri=ref.tracking_uri if ref else None,

@@ -164,7 +164,12 @@ class LocalStudyRunner:
             return  # create-if-absent
         ref = tracking.RunRef.from_dict(self.status.get("mlflow"))
         manifest = child_manifest(
-            self.job, action.number, action.params, parent_run_id=ref.run_id if ref else None, replica=action.replica
+            self.job,
+            action.number,
+            action.params,
+            parent_run_id=ref.run_id if ref else None,
+            replica=action.replica,
+            resume_from=action.resume_from,
         )
         try:
             child_job = parse(manifest)

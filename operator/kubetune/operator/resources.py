@@ -63,6 +63,9 @@ def _resources(job: TrainingJob) -> dict[str, dict[str, Any]]:
 
 
 def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The checkpoint volume (a PVC: each TrainingJob in its own folder of it, ``subPath`` its name, so that a study's
+    trials sharing one claim never read each other's checkpoints; else an emptyDir), the source copy's folder read-only
+    when the job resumes from another one (``checkpoint.resumeFrom``, only with a PVC), scratch, and shared memory."""
     claim = job.spec.checkpoint.persistent_volume_claim
     checkpoints: dict[str, Any] = (
         {"name": "checkpoints", "persistentVolumeClaim": {"claimName": claim}}
@@ -70,10 +73,13 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         else {"name": "checkpoints", "emptyDir": {}}
     )
     volumes = [checkpoints, {"name": "scratch", "emptyDir": {}}]
-    mounts = [
-        {"name": "checkpoints", "mountPath": job.spec.checkpoint.path},
-        {"name": "scratch", "mountPath": "/tmp"},
-    ]
+    own: dict[str, Any] = {"name": "checkpoints", "mountPath": job.spec.checkpoint.path}
+    if claim:
+        own["subPath"] = job.name
+    mounts = [own, {"name": "scratch", "mountPath": "/tmp"}]
+    if resume_dir(job):
+        source = job.spec.checkpoint.resume_from
+        mounts.append({"name": "checkpoints", "mountPath": RESUME_PATH, "subPath": source, "readOnly": True})
     if job.spec.parallelism.gpus_per_worker:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
@@ -100,6 +106,17 @@ def _place(spec: dict[str, Any], capacity: CapacityPlacement) -> None:
             ]
 
 
+RESUME_PATH = "/var/lib/kubetune/resume-from"
+
+
+def resume_dir(job: TrainingJob) -> str | None:
+    """Where a worker finds the checkpoints it resumes from (``checkpoint.resumeFrom``): the source job's folder of
+    the same PVC; None without a PVC (an emptyDir died with the source's pods: the job starts over)."""
+    if job.spec.checkpoint.resume_from and job.spec.checkpoint.persistent_volume_claim:
+        return RESUME_PATH
+    return None
+
+
 def build_pod(
     job: TrainingJob,
     rank: int,
@@ -116,6 +133,7 @@ def build_pod(
         master_addr=master,
         master_port=settings.master_port,
         checkpoint_dir=job.spec.checkpoint.path,
+        resume_dir=resume_dir(job),
         progress="k8s:",
         tracking_uri=tracking_uri,
         run_id=run_id,

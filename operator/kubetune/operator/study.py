@@ -170,7 +170,12 @@ def _start(
     ref: tracking.RunRef | None,
 ) -> None:
     manifest = child_manifest(
-        job, action.number, action.params, parent_run_id=ref.run_id if ref else None, replica=action.replica
+        job,
+        action.number,
+        action.params,
+        parent_run_id=ref.run_id if ref else None,
+        replica=action.replica,
+        resume_from=action.resume_from,
     )
     try:
         parse(manifest)

@@ -34,7 +34,7 @@ _FLAGS: dict[str, dict[str, str]] = {
     },
     "timeout": {"after": "afterSeconds", "replicas": "replicas", "original": "original"},
     "migrate": {"factor": "factor", "restart": "restartSeconds", "max_moves": "maxMoves"},
-    "adaptive": {"max_extra_cost": "maxExtraCost"},
+    "adaptive": {"max_extra_cost": "maxExtraCost", "restart": "restartSeconds"},
 }
 _ALL_FLAGS = (
     "fork_when_done",
@@ -132,7 +132,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--restart",
         type=float,
         metavar="R",
-        help="start-up a moved copy pays again, as the policy assumes it (default: the distribution's shift)",
+        help="start-up a moved copy pays again, as the policy assumes it (default: the distribution's shift; adaptive "
+        "too, which considers moves on heavy-tailed fits)",
     )
     migrate.add_argument("--max-moves", type=int, metavar="M", help="moves per task at most (default 3)")
     adaptive = parser.add_argument_group("adaptive")
@@ -186,8 +187,8 @@ def command(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         spec: getattr(args, dest) for dest, spec in reads.items() if getattr(args, dest) is not None
     }
-    if args.policy == "migrate" and args.restart is None:
-        options["restartSeconds"] = dist.startup
+    if args.policy in ("migrate", "adaptive") and args.restart is None:
+        options["restartSeconds"] = dist.startup  # what a move costs: the distribution's start-up
     if args.policy == "adaptive":
         options["tasks"] = args.tasks  # the whole job, though a queue shows the policy only the tasks started
     try:

@@ -590,6 +590,8 @@ class FakeKubelet:
                 local = self.workdir / "pvc" / pod["metadata"]["namespace"] / claim
             else:
                 local = pod_dir / "volumes" / mount["name"]
+            if mount.get("subPath"):  # a folder of the volume, created when missing (as the kubelet does)
+                local = local / mount["subPath"]
             local.mkdir(parents=True, exist_ok=True)
             mounts[mount["mountPath"]] = local
         return mounts

@@ -94,8 +94,10 @@ def child_manifest(
     *,
     parent_run_id: str | None = None,
     replica: int = 0,
+    resume_from: str | None = None,
 ) -> dict[str, Any]:
-    """Trial ``number``'s child TrainingJob (or its ``replica``): the study's spec with the trial's values."""
+    """Trial ``number``'s child TrainingJob (or its ``replica``): the study's spec with the trial's values; a copy
+    that moves the trial starts from ``resume_from``'s newest checkpoint (``spec.checkpoint.resumeFrom``)."""
     manifest = job.manifest
     labels = {**job.labels, STUDY_LABEL: job.name, TRIAL_LABEL: str(number)}
     annotations = {PARENT_RUN_ANNOTATION: parent_run_id} if parent_run_id else {}
@@ -108,9 +110,7 @@ def child_manifest(
     }
     if annotations:
         metadata["annotations"] = annotations
-    return {
-        "apiVersion": manifest.get("apiVersion"),
-        "kind": manifest.get("kind"),
-        "metadata": metadata,
-        "spec": apply_params(manifest["spec"], job, params),
-    }
+    spec = apply_params(manifest["spec"], job, params)
+    if resume_from:
+        spec["checkpoint"] = {**spec.get("checkpoint", {}), "resumeFrom": resume_from}
+    return {"apiVersion": manifest.get("apiVersion"), "kind": manifest.get("kind"), "metadata": metadata, "spec": spec}

@@ -11,8 +11,10 @@ it out as :class:`~kubetune.core.stragglers.single_fork.SingleFork` or
 :class:`~kubetune.core.stragglers.timeout.TaskTimeout` would. The candidates: single forks (``fractions`` x
 ``replicas`` x keep/kill) when every task runs at once; per-task timeouts (a copy once a task has run longer than
 the fitted distribution's ``quantiles``, x ``replicas`` x keep/kill) always: in a queue (more tasks than slots) a
-single fork happens once per job and misses every later straggler, so only timeouts are candidates there. It never
-chooses ``kill`` on a log-concave (shifted exponential) fit: there, keeping the original is never worse. Until
+single fork happens once per job and misses every later straggler, so only timeouts are candidates there; and, on a
+heavy-tailed fit, moves (:class:`~kubetune.core.stragglers.migrate.Migrate` at the ``factors``, with
+``restartSeconds`` of start-up per move), carried out as that policy would. It never chooses ``kill`` (nor a move,
+which kills) on a log-concave (shifted exponential) fit: there, keeping the original is never worse. Until
 ``min_exact`` task times are known it does nothing.
 
 What counts as an observation: a finished task never copied gives its exact time; a running task never copied is
@@ -32,7 +34,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from kubetune.core.stragglers.base import Decision, StragglerPolicy, TaskBatch, check_number
-from kubetune.core.stragglers.forecast import ForkPlan, Plan, TimeoutPlan, forecast
+from kubetune.core.stragglers.forecast import ForkPlan, MovePlan, Plan, TimeoutPlan, forecast
+from kubetune.core.stragglers.migrate import Migrate
 from kubetune.core.stragglers.order_statistics import count_of
 from kubetune.core.stragglers.single_fork import SingleFork
 from kubetune.core.stragglers.tails import TailFit, fit_tail
@@ -42,6 +45,7 @@ from kubetune.core.stragglers.timeout import TaskTimeout
 DEFAULT_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_REPLICAS = (1, 2, 3)
 DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+DEFAULT_FACTORS = (1.25, 1.5, 2.0, 3.0)
 # Fits are rounded to this many significant digits before forecasting, so that forecasts can be cached.
 _SIGNIFICANT = 3
 # Forecasts cached per rounded fit; a long-lived policy forgets them all past this many.
@@ -83,6 +87,8 @@ class Adaptive(StragglerPolicy):
         "history": "history",
         "draws": "draws",
         "seed": "seed",
+        "restartSeconds": "restart",
+        "factors": "factors",
     }
 
     def __init__(
@@ -97,6 +103,8 @@ class Adaptive(StragglerPolicy):
         history: Sequence[float] = (),
         draws: int = 4000,
         seed: int = 0,
+        restart: float | None = None,
+        factors: Sequence[float] = DEFAULT_FACTORS,
     ) -> None:
         self.max_extra_cost = check_number("maxExtraCost", max_extra_cost, low=0.0)
         if not fractions:
@@ -116,6 +124,10 @@ class Adaptive(StragglerPolicy):
         self.history = np.asarray([check_number("history", t, low=0.0) for t in history], dtype=np.float64)
         self.draws = int(check_number("draws", draws, low=100, integer=True))
         self.seed = int(check_number("seed", seed, low=0, integer=True))
+        # Moves are candidates only when the shell can resume a copy from another's checkpoint and says what a move
+        # costs in start-up (``restartSeconds``); without it adaptive copies from scratch only.
+        self.restart = None if restart is None else check_number("restartSeconds", restart, low=0.0)
+        self.factors = tuple(check_number("factors", f, low=1.0) for f in factors)
         self._choices: dict[tuple[str, float, float, int, int], Choice] = {}
         self.last_choice: Choice | None = None
 
@@ -125,6 +137,8 @@ class Adaptive(StragglerPolicy):
             options["tasks"] = self.tasks
         if self.max_copies_fraction is not None:
             options["maxCopiesFraction"] = self.max_copies_fraction
+        if self.restart is not None:
+            options["restartSeconds"] = self.restart
         return options
 
     def describe(self) -> str:
@@ -160,6 +174,8 @@ class Adaptive(StragglerPolicy):
                 plans += [ForkPlan(fraction, r, original) for r in self.replicas for original in originals]
         afters = sorted({_round(fit.quantile(q)) for q in self.quantiles})
         plans += [TimeoutPlan(after, r, original) for after in afters for r in self.replicas for original in originals]
+        if self.restart is not None and not fit.log_concave:
+            plans += [MovePlan(factor, self.restart) for factor in self.factors]
         return plans
 
     def choose(self, fit: TailFit, tasks: int, slots: int | None = None) -> Choice:
@@ -196,7 +212,10 @@ class Adaptive(StragglerPolicy):
         plan = choice.plan
         if plan is None:
             return Decision.nothing(batch)
-        if isinstance(plan, TimeoutPlan):
+        if isinstance(plan, MovePlan):
+            migrate = Migrate(factor=plan.factor, restart=plan.restart, detect=plan.detect, max_moves=plan.max_moves)
+            decision = migrate.decide(batch)
+        elif isinstance(plan, TimeoutPlan):
             decision = TaskTimeout(after=plan.after, replicas=plan.replicas, original=plan.original).decide(batch)
         elif batch.tasks < tasks:  # not every task has started: a fraction of the started ones would fork too soon
             return Decision.nothing(batch)
@@ -226,4 +245,5 @@ class Adaptive(StragglerPolicy):
             copies=np.where(keep, asked, 0).astype(np.int64),
             kill_original=decision.kill_original & keep,
             wake_at=decision.wake_at,
+            resume=decision.resumes & keep,
         )

@@ -7,7 +7,13 @@ Decides ``E[T]`` and ``E[C]`` of no replication and of candidate plans of two ki
 - per-task timeout (:class:`TimeoutPlan`: copy each task still running ``after`` seconds after its launch; ``r``
   copies; keep or kill), for any job, queued ones included: with ``S`` slots for ``n > S`` tasks, each task holds its
   slot until its first copy ends (copies take no slot, as in the simulator), and the job's latency is the makespan of
-  FIFO list scheduling of those times (:func:`kubetune.core.stragglers.makespan.list_schedule`).
+  FIFO list scheduling of those times (:func:`kubetune.core.stragglers.makespan.list_schedule`);
+- moves (:class:`MovePlan`, the ``migrate`` policy's rule), for any job: a task time is ``restart`` of start-up then
+  work; once a copy has shown its speed (``restart + detect * typical``, ``typical`` the median task time) and needs
+  more than ``factor`` times what a copy resuming from its progress would (``restart + (1 - p) * (typical -
+  restart)``), it is cancelled and a resumed copy takes over, needing ``restart + (1 - p) * (X' - restart)`` for a
+  fresh draw ``X'``; at most ``max_moves`` times per task. The rule is checked at that one moment per copy (the live
+  policy looks again at later decision points, and its ``typical`` comes from the tasks finished so far).
 
 By the closed forms of :mod:`kubetune.core.stragglers.theory` for a shifted exponential forked after a completion,
 else by a Monte Carlo of the same semantics (common random numbers across plans, a fixed seed, so a forecast is
@@ -59,7 +65,56 @@ class TimeoutPlan:
         return f"timeout(afterSeconds={self.after:.4g}, replicas={self.replicas}, original={self.original})"
 
 
-Plan = ForkPlan | TimeoutPlan
+@dataclass(frozen=True)
+class MovePlan:
+    """Move each task whose copy needs more than ``factor`` x what a copy resuming from its checkpoint would
+    (:class:`~kubetune.core.stragglers.migrate.Migrate` with these options)."""
+
+    factor: float
+    restart: float
+    detect: float = 0.1
+    max_moves: int = 3
+
+    @property
+    def replicas(self) -> int:
+        return self.max_moves  # fresh draws a task may need
+
+    @property
+    def original(self) -> Original:
+        return "kill"  # a move cancels the slow copy
+
+    def describe(self) -> str:
+        return f"migrate(factor={self.factor:g}, restartSeconds={self.restart:.4g}, maxMoves={self.max_moves})"
+
+
+Plan = ForkPlan | TimeoutPlan | MovePlan
+
+
+def moves(originals: Floats, fresh: Floats, plan: MovePlan) -> tuple[Floats, Floats]:
+    """Per task of each draw (row): the time from its start to its end, and its machine time, under ``plan``;
+    ``fresh[:, :, m]`` is the draw of the task's ``m``-th moved copy."""
+    typical = np.median(originals, axis=1, keepdims=True)
+    restart = np.minimum(plan.restart, originals.min())  # start-up is part of every task time
+    watch = restart + plan.detect * typical
+    fresh_work = np.maximum(typical - restart, 0.0)
+    elapsed = np.zeros(originals.shape)
+    progress = np.zeros(originals.shape)
+    moving = np.ones(originals.shape, dtype=np.bool_)  # still on a copy that may be moved
+    duration = originals.copy()  # the current copy's duration
+    for move in range(plan.max_moves):
+        work = duration - restart
+        with np.errstate(divide="ignore", invalid="ignore"):
+            seen = progress + (1.0 - progress) * np.clip((watch - restart) / work, 0.0, 1.0)
+        left = duration - watch
+        move_now = moving & (duration > watch) & (left > plan.factor * (restart + (1.0 - seen) * fresh_work))
+        elapsed += np.where(move_now, watch, 0.0)
+        progress = np.where(move_now, seen, progress)
+        duration = np.where(move_now, restart + (1.0 - seen) * (fresh[:, :, move] - restart), duration)
+        moving = move_now
+        if not moving.any():
+            break
+    finish = elapsed + duration
+    return finish, finish  # one copy at a time: machine time equals the time to the end
 
 
 def monte_carlo(
@@ -86,6 +141,10 @@ def monte_carlo(
     for plan in plans:
         if plan is None:
             forecasts.append(baseline_forecast)
+            continue
+        if isinstance(plan, MovePlan):
+            finish, cost = moves(originals, fresh, plan)
+            forecasts.append(Forecast(float(list_schedule(finish, slots).mean()), float(cost.sum(axis=1).mean())))
             continue
         first_copy = fresh[:, :, : plan.replicas].min(axis=2)
         if isinstance(plan, TimeoutPlan):
