@@ -432,9 +432,10 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
     live = [c for c in copies if not c.finished and not c.stop_requested]
     progress = rate = None
     ahead = _ahead(live)
-    if ahead is not None and ahead.progress is not None and ahead.started is not None and now > ahead.started:
-        # The heartbeats' windowed rate; before the first window, the average since launch (start-up included).
-        progress, rate = ahead.progress, ahead.rate or ahead.progress / (now - ahead.started)
+    if ahead is not None and ahead.progress is not None:
+        # The heartbeats' windowed rate, unknown until a copy's second heartbeat: an average since launch would count
+        # its start-up as slowness (and credit a resumed copy with the progress it inherited).
+        progress, rate = ahead.progress, ahead.rate
     replicas = [c for c in copies if c.replica > 0]
     first_copy = min((c.started for c in replicas if c.started is not None), default=None)
     return TaskState(
