@@ -1,6 +1,6 @@
 """Forecasts of replication plans: expected latency and cost of a job of n tasks under a fitted task-time tail.
 
-Decides ``E[T]`` and ``E[C]`` of no replication and of candidate plans of two kinds:
+Decides ``E[T]`` and ``E[C]`` of no replication and of candidate plans of three kinds:
 
 - single fork (:class:`ForkPlan`: fork once ``floor(f n)`` tasks are done; ``r`` fresh copies per straggler; keep or
   kill the original), for a job whose tasks all start at once;
