@@ -79,7 +79,7 @@ import yaml
 POLICIES = ("none", "spark", "adaptive", "migrate")
 # A move pays the trial's start-up again: about 5 s here (a worker process's start to its first step, measured by
 # benchmarks/preemption.py); the spec's default (10 s) is sized for pods.
-POLICY_OPTIONS: dict[str, dict[str, Any]] = {"migrate": {"restartSeconds": 5}, "adaptive": {"restartSeconds": 5}}
+POLICY_OPTIONS: dict[str, dict[str, Any]] = {"migrate": {"restartSeconds": 2.5}, "adaptive": {"restartSeconds": 2.5}}
 STUDY = "straggler-bench"
 CHAOS = "pareto:1,2"
 GOALS = {"makespan": 0.7, "compute": 1.05, "tolerance": 0.10}

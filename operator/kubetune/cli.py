@@ -7,12 +7,14 @@ Bad input is reported one line per problem, with the file and the field path, ne
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,10 @@ from rich.live import Live
 from kubetune.api import SpecError, TrainingJob, load
 from kubetune.api.crd import crd_text
 from kubetune.simulate import cli as simulate_cli
+
+if TYPE_CHECKING:
+    from kubetune.local.runner import RunOptions
+    from kubetune.local.warm import WarmPool
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -69,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds a worker gets to checkpoint after SIGTERM before it is killed (default 30)",
+    )
+    run.add_argument(
+        "--warm",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep N built-in trainer processes started ahead (torch imported) to start workers from; 0: none "
+        "(default: a study's parallel trials x workers per trial, 0 for a single job)",
     )
 
     validate = commands.add_parser("validate", help="check TrainingJob files; exit 2 with one line per problem")
@@ -185,24 +199,22 @@ def _validate(files: Sequence[Path]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kubetune.local.display import print_event, summary_table, workers_table
-    from kubetune.local.runner import LocalRunner, RunOptions
-
-    if TYPE_CHECKING:
-        from kubetune.local.study import LocalStudyRunner
+    from kubetune.local.chaos import Chaos, ChaosError
+    from kubetune.local.runner import RunOptions
 
     job = _load_reporting(args.file)
     if job is None:
         return EXIT_USAGE
     err = Console(stderr=True)
-    live_view = args.output == "rich" and err.is_terminal
-    from kubetune.local.chaos import Chaos, ChaosError
 
     try:
         chaos = Chaos.parse(args.chaos, seed=args.chaos_seed) if args.chaos else None
         prices = _load_prices(args.prices) if args.prices else {}
     except (ChaosError, ValueError) as error:
         print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    if args.warm is not None and args.warm < 0:
+        print(f"--warm: must be >= 0, got {args.warm}", file=sys.stderr)
         return EXIT_USAGE
     options = RunOptions(
         workdir=args.workdir,
@@ -212,6 +224,34 @@ def _run(args: argparse.Namespace) -> int:
         chaos=chaos,
         prices=prices,
     )
+    with _warm_pool(job, args.warm) as pool:
+        return _run_job(args, job, dataclasses.replace(options, pool=pool), err)
+
+
+@contextlib.contextmanager
+def _warm_pool(job: TrainingJob, size: int | None) -> Iterator[WarmPool | None]:
+    """The pool of warm trainer processes for ``kubetune run`` (None for a bring-your-own trainer or size 0)."""
+    from kubetune.local.warm import WarmPool, preloads
+
+    if size is None:
+        from kubetune.local.study import slots_for
+
+        size = slots_for(job) * job.spec.parallelism.workers if job.spec.tuning is not None else 0
+    if size == 0 or not job.spec.trainer.builtin:
+        yield None
+        return
+    with WarmPool(size, preload=preloads(job)) as pool:
+        yield pool
+
+
+def _run_job(args: argparse.Namespace, job: TrainingJob, options: RunOptions, err: Console) -> int:
+    from kubetune.local.display import print_event, summary_table, workers_table
+    from kubetune.local.runner import LocalRunner
+
+    if TYPE_CHECKING:
+        from kubetune.local.study import LocalStudyRunner
+
+    live_view = args.output == "rich" and err.is_terminal
     live = Live(console=err, refresh_per_second=4, transient=True) if live_view else None
     runner: LocalRunner | LocalStudyRunner
     if job.spec.tuning is not None:

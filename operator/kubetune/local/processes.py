@@ -20,14 +20,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kubetune.core import Heartbeat, Result, WorkerObservation
+
+if TYPE_CHECKING:
+    from kubetune.local.warm import WarmPool
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -174,12 +177,17 @@ def start_worker(
     env: Mapping[str, str],
     directory: Path,
     progress_path: Path,
+    pool: WarmPool | None = None,
 ) -> WorkerProcess:
-    """Start one worker process in its own session, its output going to ``directory/log.txt``."""
+    """Start one worker process in its own session, its output going to ``directory/log.txt``; with ``pool`` (the
+    command must then be the built-in trainer's), a warm process of the pool becomes the worker if it has one."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "result.json").unlink(missing_ok=True)
     log = (directory / "log.txt").open("ab")
     full_env = {**os.environ, **env}
+    process = pool.take(full_env, directory / "log.txt") if pool is not None else None
+    if process is not None:
+        return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))
     process = subprocess.Popen(
         list(command),
         env=full_env,
@@ -187,6 +195,6 @@ def start_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
     )
     return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))

@@ -33,6 +33,7 @@ from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, pla
 from kubetune.core.workerenv import Placement, worker_env
 from kubetune.local.chaos import Chaos
 from kubetune.local.processes import WorkerProcess, start_worker
+from kubetune.local.warm import WarmPool
 
 STATE_FILE = "state.json"
 
@@ -52,6 +53,8 @@ class RunOptions:
     chaos: Chaos | None = None
     # Price per CPU-hour and GPU-hour by capacity ({"cpu": {"spot": 0.01, "onDemand": 0.033}}), for status.cost.
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Warm built-in trainer processes to start workers from (``kubetune run --warm``); the caller owns and closes it.
+    pool: WarmPool | None = None
 
 
 def load_status(path: Path) -> dict[str, Any]:
@@ -174,8 +177,9 @@ class LocalRunner:
         if slowdown is not None:
             env["KUBETUNE_SLOWDOWN"] = f"{slowdown:.6g}"
         env.update(self.options.extra_env)
+        pool = self.options.pool if self.job.spec.trainer.builtin else None
         self.workers[action.name] = start_worker(
-            action.name, action.rank, action.attempt, self._command(), env, directory, progress
+            action.name, action.rank, action.attempt, self._command(), env, directory, progress, pool
         )
 
     def _delete(self, action: DeleteWorker) -> None:
@@ -211,6 +215,8 @@ class LocalRunner:
     def step(self) -> Plan:
         """Observe, plan and act once."""
         self._inject_preemption()
+        if self.options.pool is not None:
+            self.options.pool.fill()
         observed = Observed(tuple(w.observe() for w in self.workers.values()), self.status, self.options.prices)
         decided = plan(self.job, observed, self.clock())
         self._act(decided)

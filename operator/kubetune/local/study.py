@@ -222,6 +222,8 @@ class LocalStudyRunner:
     def step(self) -> StudyPlan:
         """Tick every child, then observe, plan and act for the study once."""
         assert self.controller is not None
+        if self.options.pool is not None:
+            self.options.pool.fill()
         for _, runner in list(self.runs.values()):
             runner.tick()
         children, replicas = self._copies()

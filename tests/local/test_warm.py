@@ -1,0 +1,173 @@
+"""Warm trainer processes: the hand-over protocol, the pool, and runs whose workers start warm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from kubetune.api import parse
+from kubetune.local.runner import LocalRunner, RunOptions
+from kubetune.local.warm import WarmPool, preloads
+from kubetune_trainer.preemption import PREEMPTED_EXIT_CODE
+from kubetune_trainer.warm import HandOverError, limit_threads, parse_hand_over
+
+
+def job(name: str, **spec: Any) -> Any:
+    return parse(
+        {
+            "apiVersion": "kubetune.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": name},
+            "spec": {
+                "trainer": {"model": {"family": "mlp", "depth": 1, "width": 16}},
+                "hyperparameters": {"steps": 30},
+                "checkpoint": {"everySteps": 10, "minIntervalSeconds": 0},
+                "tracking": {"enabled": False},
+                **spec,
+            },
+        }
+    )
+
+
+def records(run_dir: Path, worker: str) -> list[dict[str, Any]]:
+    path = run_dir / "workers" / worker / "progress.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"not json\n", "not JSON"),
+        (b'["env"]\n', '{"env"'),
+        (b'{"env": {}, "log": 3}\n', '{"env"'),
+        (b'{"env": {"A": 1}, "log": "x"}\n', "strings to strings"),
+    ],
+)
+def test_a_bad_hand_over_is_refused(line: bytes, problem: str) -> None:
+    with pytest.raises(HandOverError, match=problem):
+        parse_hand_over(line)
+
+
+def test_a_hand_over_gives_the_environment_and_the_log() -> None:
+    assert parse_hand_over(b'{"env": {"A": "1"}, "log": "/x/log.txt"}\n') == ({"A": "1"}, "/x/log.txt")
+
+
+def test_the_hand_over_sets_the_thread_count_the_environment_names() -> None:
+    before = torch.get_num_threads()
+    try:
+        limit_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def filled(pool: WarmPool, idle: int, timeout: float = 120) -> bool:
+    """Tick the pool (as a runner does) until ``idle`` processes wait and none is loading."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pool.fill()
+        if len(pool.idle) == idle and not pool.loading:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_pool_refills_one_process_at_a_time_and_closing_it_leaves_none() -> None:
+    with WarmPool(2) as pool, tempfile.TemporaryDirectory() as tmp:
+        assert len(pool.idle) == 2 and pool.loading == list(pool.idle)  # the first workers are wanted at once
+        assert pool.take(dict(os.environ), Path(tmp) / "log.txt") is not None  # (an invalid worker: it exits 2)
+        pool.fill()
+        assert len(pool.idle) == 1  # the others are still loading: no new one competes with them
+        assert filled(pool, 2)
+        pids = [p.pid for p in pool.idle]
+    assert not pool.idle and pool.closed
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped, not a zombie
+    with pytest.raises(ValueError, match="must be >= 0"):
+        WarmPool(-1)
+
+
+def test_a_dead_warm_process_is_not_handed_out(tmp_path: Path) -> None:
+    with WarmPool(1) as pool:
+        process = pool.idle[0]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pool.size = 0  # no replacement: the pool has nothing alive to give
+        assert pool.take(dict(os.environ), tmp_path / "log.txt") is None
+        assert pool.handed == 0
+
+
+def test_a_closed_pool_gives_nothing(tmp_path: Path) -> None:
+    pool = WarmPool(1)
+    pool.close()
+    assert pool.take(dict(os.environ), tmp_path / "log.txt") is None
+
+
+def test_a_warm_worker_trains_exactly_like_a_cold_one(tmp_path: Path) -> None:
+    cold = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "cold")).run()
+    with WarmPool(1) as pool:
+        warm = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "warm", pool=pool)).run()
+        assert pool.handed == 1
+        assert filled(pool, 1)  # replaced once the handed process had loaded
+    assert cold["phase"] == warm["phase"] == "Succeeded"
+    assert warm["metrics"] == cold["metrics"]  # same seed, same environment: the same numbers
+
+    def losses(run_dir: Path) -> dict[int, float]:  # heartbeats are rate-limited by time: compare common steps
+        return {r["step"]: r["metrics"]["train_loss"] for r in records(run_dir, "same-w0-a0") if r["metrics"]}
+
+    cold_losses, warm_losses = losses(tmp_path / "cold" / "same"), losses(tmp_path / "warm" / "same")
+    common = cold_losses.keys() & warm_losses.keys()
+    assert common and all(cold_losses[step] == warm_losses[step] for step in common)
+
+
+def test_a_warm_worker_writes_its_log_and_checkpoints_on_sigterm(tmp_path: Path) -> None:
+    slow = job("slow", hyperparameters={"steps": 2000})
+    with WarmPool(1) as pool:
+        delay = {"KUBETUNE_STEP_DELAY": "shiftedexp:1,1e9,0.01"}  # 10 ms a step: time to see it run
+        runner = LocalRunner(slow, RunOptions(workdir=tmp_path, pool=pool, extra_env=delay))
+        runner.begin()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runner.tick()
+            beat = runner.workers["slow-w0-a0"].heartbeats.latest if runner.workers else None
+            if beat is not None and beat.step >= 20:
+                break
+            time.sleep(0.2)
+        worker = runner.workers["slow-w0-a0"]
+        worker.stop()
+        assert worker.process.wait(timeout=30) == PREEMPTED_EXIT_CODE
+        result = json.loads(worker.result_path.read_text())
+        runner.shutdown()
+        runner.finish()
+    assert pool.handed == 1
+    assert result["outcome"] == "preempted" and result["step"] >= 20
+    assert (tmp_path / "slow" / "checkpoints" / f"step-{result['step']:08d}").is_dir()
+
+
+def test_a_bring_your_own_trainer_never_starts_warm(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("import kubetune_trainer\nkubetune_trainer.write_result('succeeded')\n")
+    own = job("own", trainer={"image": "example.com/own:1", "command": [sys.executable, str(script)]})
+    with WarmPool(1) as pool:
+        result = LocalRunner(own, RunOptions(workdir=tmp_path, pool=pool)).run()
+        assert pool.handed == 0
+    assert result["phase"] == "Succeeded"
+
+
+def test_a_warm_process_loads_what_its_job_will_import() -> None:
+    assert preloads(job("plain")) == ("sklearn.datasets", "sklearn.model_selection")  # digits (the default)
+    synthetic = job("synthetic", trainer={"model": {"family": "mlp", "depth": 1, "width": 16}, "dataset": "synthetic"})
+    assert preloads(synthetic) == ()
+    tracked = job("tracked", tracking={"enabled": True})
+    assert "mlflow" in preloads(tracked)
+    own = job("own", trainer={"image": "example.com/own:1", "command": ["train"]}, tracking={"enabled": True})
+    assert preloads(own) == ("mlflow",)
