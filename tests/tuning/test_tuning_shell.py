@@ -128,11 +128,50 @@ def test_hyperband_measures_its_resource_in_the_jobs_epochs() -> None:
     assert pruner._max_resource == 9  # type: ignore[attr-defined]
 
 
+class _Counting(optuna.samplers.RandomSampler):
+    """Records how many trials the study it is handed holds, each time it is asked for a trial."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.seen: list[int] = []
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        self.seen.append(len(study.get_trials(deepcopy=False)))
+        return super().infer_relative_search_space(study, trial)
+
+
+@pytest.mark.parametrize("scope", ["bracket", "study"])
+def test_hyperbands_sampler_scope_decides_which_trials_the_sampler_learns_from(scope: str) -> None:
+    pruner = build_pruner(study(pruner={"name": "hyperband", "options": {"min_resource": 1, "samplerScope": scope}}))
+    sampler = _Counting()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tuned = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    for _ in range(12):
+        trial = tuned.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+        for epoch in range(9):
+            trial.report(trial.params["x"] * (epoch + 1), epoch)
+            if trial.should_prune():
+                tuned.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            tuned.tell(trial, trial.params["x"] * 9)
+    everything = list(range(1, 13))  # the asking trial and every one before it
+    if scope == "study":
+        assert sampler.seen == everything
+        assert any(t.state == optuna.trial.TrialState.PRUNED for t in tuned.trials)  # it still prunes
+    else:
+        assert sampler.seen != everything and max(sampler.seen) < 12  # only the asking trial's bracket
+
+
 def test_bad_options_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"spec.tuning.sampler.options: tpe: .*n_startup"):
         build_sampler(study(sampler={"name": "tpe", "options": {"n_startup": 3}}))
     with pytest.raises(ValueError, match=r"spec.tuning.pruner.options: median"):
         build_pruner(study(pruner={"name": "median", "options": {"warmup": 1}}))
+    with pytest.raises(ValueError, match=r"spec.tuning.pruner.options: hyperband: samplerScope: must be one of"):
+        build_pruner(study(pruner={"name": "hyperband", "options": {"samplerScope": "trial"}}))
     with pytest.raises(ValueError, match=r"spec.tuning.parameters\[0\].step: the grid sampler needs a step"):
         grid(study(sampler={"name": "grid"}))
 
