@@ -13,8 +13,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "hpo_efficiency.py"
-STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+hyperband/study", "tpe+successiveHalving"]
-PRUNING = {"tpe+hyperband", "tpe+hyperband/study", "tpe+successiveHalving"}
+STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+successiveHalving"]
+PRUNING = {"tpe+hyperband", "tpe+successiveHalving"}
 
 
 def _quick(*options: str) -> dict[str, Any]:

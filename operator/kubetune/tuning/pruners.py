@@ -3,9 +3,7 @@
 Decides the mapping (none, median, percentile, successiveHalving, hyperband), that ``options`` are the
 constructor's keyword arguments (a wrong one is an error that names the field), and the defaults that fit a
 TrainingJob: the resource is the epoch, so Hyperband's ``max_resource`` defaults to the job's epochs and the
-percentile pruner's ``percentile`` to 25. One option is kubetune's, not Optuna's: Hyperband's ``samplerScope``
-(``bracket``, Optuna's behaviour and the default: the sampler learns from the trials of the asking trial's bracket;
-``study``: from every trial, as in BOHB). Imports optuna; never kopf or kubernetes.
+percentile pruner's ``percentile`` to 25. Imports optuna; never kopf or kubernetes.
 """
 
 from __future__ import annotations
@@ -20,34 +18,10 @@ from kubetune.api import TrainingJob
 Constructor = Callable[[TrainingJob, Mapping[str, Any]], optuna.pruners.BasePruner]
 
 
-SAMPLER_SCOPES = ("bracket", "study")
-
-
-class StudyScopeHyperband(optuna.pruners.BasePruner):
-    """Hyperband whose sampler learns from every trial of the study, as BOHB's model does.
-
-    Optuna recognises :class:`optuna.pruners.HyperbandPruner` by type and then hands the sampler only the trials of
-    the asking trial's own bracket; with a few dozen trials split over 3-4 brackets, TPE then spends most of them on
-    its random start-up. This wrapper is not of that type: the sampler sees the whole study, while pruning is still
-    decided per bracket by the Hyperband inside (it filters the study itself).
-    """
-
-    def __init__(self, hyperband: optuna.pruners.HyperbandPruner) -> None:
-        self.hyperband = hyperband
-
-    def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return self.hyperband.prune(study, trial)
-
-
 def _hyperband(job: TrainingJob, options: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     epochs = job.spec.hyperparameters.epochs
     defaults: dict[str, Any] = {"max_resource": epochs} if epochs > 0 and job.spec.hyperparameters.steps == 0 else {}
-    kwargs = dict(options)
-    scope = kwargs.pop("samplerScope", "bracket")
-    if scope not in SAMPLER_SCOPES:
-        raise ValueError(f"samplerScope: must be one of {', '.join(SAMPLER_SCOPES)}, got {scope!r}")
-    hyperband = optuna.pruners.HyperbandPruner(**{**defaults, **kwargs})
-    return StudyScopeHyperband(hyperband) if scope == "study" else hyperband
+    return optuna.pruners.HyperbandPruner(**{**defaults, **options})
 
 
 PRUNERS: dict[str, Constructor] = {
