@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,3 +172,17 @@ def test_a_warm_process_loads_what_its_job_will_import() -> None:
     assert "mlflow" in preloads(tracked)
     own = job("own", trainer={"image": "example.com/own:1", "command": ["train"]}, tracking={"enabled": True})
     assert preloads(own) == ("mlflow",)
+
+
+def test_a_negative_warm_count_is_a_usage_error(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[2] / "examples" / "digits-tune.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "kubetune.cli", "run", str(spec), "--warm", "-1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "--warm: must be >= 0, got -1" in done.stderr
+    assert not (tmp_path / "kubetune-runs").exists()
