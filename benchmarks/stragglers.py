@@ -8,7 +8,8 @@ What runs: four real local studies, one per policy (``none``, ``spark``, ``adapt
 run FILE --output json --chaos straggler=pareto:1,2 --chaos-seed S`` subprocess in its own temporary directory, from the
 same study spec apart from ``spec.resilience.stragglers`` (the policies' spec defaults: spark 0.75 / 1.5, adaptive
 maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4, and moves considered; migrate factor 1.5; both with
-restartSeconds 5, this machine's start-up of a trial process). The study has the same name in every run, and chaos draws
+restartSeconds 2.5, this machine's start-up of a trial from a warm process, which ``kubetune run`` gives a study's
+trials). The study has the same name in every run, and chaos draws
 are keyed by worker process name, so trial n's original gets the same slowdown under every policy (common random
 numbers, as in the simulator); a replica is a fresh draw. The sampler is seeded and tunes only the learning rate and
 momentum (a trial's work does not depend on its values), no pruning, no tracking. The chaos seeds are fixed up front
@@ -19,8 +20,8 @@ The local runner caps parallel trials at the machine's cores (one core per trial
 presents ``--cores`` (default: the parallel trials) to ``kubetune run`` so that 4 trials run at once, which is why
 ``kubetune run`` is started through a two-line launcher that sets ``os.cpu_count`` and calls ``kubetune.cli.main``.
 Trials then share the cores: the slowdown sleeps, so parallel trials mostly wait, but each trial process's start-up
-(a Python + torch import, data load) is several CPU-seconds, and a replica's start-up competes with the running trials:
-the simulator's model (replicas on extra machines, i.i.d. task times) does not see that contention.
+(a Python + torch import, data load: several CPU-seconds, paid ahead by a warm process) competes with the running
+trials: the simulator's model (replicas on extra machines, i.i.d. task times) does not see that contention.
 
 ``--step-time S`` emulates accelerator-bound trials, as on a GPU node, where the host's cores wait on the device:
 the model shrinks to an MLP 1x64 and every step also sleeps S seconds (the trainer's ``KUBETUNE_STEP_DELAY``), a
