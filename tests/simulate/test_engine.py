@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kubetune.core.stragglers import Decision, ForkPlan, TaskBatch, build_policy, monte_carlo
+from kubetune.core.stragglers import ForkPlan, build_policy, monte_carlo
 from kubetune.simulate import SimulationError, parse_distribution, simulate
 from kubetune.simulate.engine import Floats
 
@@ -48,21 +48,6 @@ def test_keep_the_first_finish_wins_and_every_copy_costs_until_then() -> None:
 def test_kill_cancels_the_original_whose_time_so_far_is_still_cost() -> None:
     assert run([1, 10], [2], "singleFork", forkWhenDone=0.5, replicas=1, original="kill") == (3.0, 4.0)
     assert run([1, 10], [20], "singleFork", forkWhenDone=0.5, replicas=1, original="kill") == (21.0, 22.0)
-
-
-def test_the_engine_marks_the_tasks_whose_original_the_policy_killed() -> None:
-    seen: list[list[bool]] = []
-    policy = build_policy("singleFork", forkWhenDone=0.34, replicas=1, original="kill")
-    decide = policy.decide
-
-    def recording(batch: TaskBatch) -> Decision:
-        seen.append(batch.original_cancelled[0].tolist())
-        return decide(batch)
-
-    policy.decide = recording  # type: ignore[method-assign]
-    # At t=1 (one of three done) tasks 1 and 2 are relaunched (killed); at t=6 task 2's copy ends: the policy is asked.
-    simulate(Scripted([1, 10, 12], [20, 5]), policy, tasks=3, jobs=1)
-    assert seen[0] == [False, False, False] and seen[-1] == [False, True, True]
 
 
 def test_fork_at_a_time() -> None:
