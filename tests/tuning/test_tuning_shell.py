@@ -146,8 +146,11 @@ def test_under_optunas_hyperband_tpe_learns_from_every_bracket() -> None:
     def draws(wrap: bool) -> list[float]:
         hyperband = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
         sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=4)
-        tuned = optuna.create_study(
-            direction="maximize", sampler=sampler, pruner=_Delegating(hyperband) if wrap else hyperband
+        tuned = optuna.create_study(  # one name: Hyperband assigns brackets by hashing it with the trial number
+            study_name="pinned",
+            direction="maximize",
+            sampler=sampler,
+            pruner=_Delegating(hyperband) if wrap else hyperband,
         )
         for _ in range(16):
             trial = tuned.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
