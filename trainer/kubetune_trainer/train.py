@@ -671,12 +671,26 @@ class Trainer:
             state = {"FINISHED": DONE, "KILLED": PREEMPTED}.get(status, FAILED)
             self.ksync.close(state, self.step, self.checkpoint_step)
         if dist.is_initialized():
-            if status == "FINISHED":
-                # Every rank finished: meet before tearing down, so no rank closes its gloo pairs while a peer
-                # is still using them (that aborts the peer in C++: "terminate called without an active
-                # exception"). On the failure paths a peer may be gone, so no barrier there.
-                dist.barrier()
+            if status in ("FINISHED", "KILLED"):
+                # Every rank finished, or every rank agreed to stop at this step (the stop is collective): meet
+                # before tearing down, so no rank closes its gloo pairs while a peer is still using them (that
+                # aborts the peer in C++: "terminate called without an active exception", exit -6 instead of the
+                # preempted exit code). On the failure paths a peer may be gone, so no barrier there.
+                _meet(status)
             dist.destroy_process_group()
+
+
+def _meet(status: str) -> None:
+    """The teardown barrier. A stop's barrier may find a peer gone (its checkpoint write failed: it ended FAILED,
+    without meeting); that peer's closed connection ends the wait (or the process group's timeout does), and the
+    stop still ends as a stop: its result is already written."""
+    if status == "FINISHED":
+        dist.barrier()
+        return
+    try:
+        dist.barrier()
+    except RuntimeError as error:
+        print(f"kubetune_trainer: a peer left before the teardown barrier: {error}", file=sys.stderr)
 
 
 def _result_path(config: TrainerConfig) -> str:
