@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kubetune.core.stragglers import ForkPlan, build_policy, monte_carlo
+from kubetune.core.stragglers import Decision, ForkPlan, StragglerPolicy, TaskBatch, build_policy, monte_carlo
 from kubetune.simulate import SimulationError, parse_distribution, simulate
 from kubetune.simulate.engine import Floats
 
@@ -129,3 +129,58 @@ def test_chunks_cover_every_job() -> None:
         parse_distribution("shiftedexp:1,1"), build_policy("late"), tasks=10, jobs=1_001, seed=1, chunk_entries=1_000
     )
     assert outcome.jobs == 1_001 and np.isfinite(outcome.latency).all()
+
+
+class BatchSizes:
+    """Wraps a policy and records how many jobs each call's batch held."""
+
+    def __init__(self, inner: StragglerPolicy) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def decide(self, batch: TaskBatch) -> Decision:
+        self.sizes.append(batch.jobs)
+        return self.inner.decide(batch)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@pytest.mark.parametrize("slots", [None, 3])
+@pytest.mark.parametrize(("policy", "options"), [("spark", {}), ("migrate", {"restartSeconds": 0.5})])
+def test_per_job_asks_about_one_job_at_a_time_and_a_row_wise_policy_decides_the_same(
+    slots: int | None, policy: str, options: dict[str, object]
+) -> None:
+    """``per_job`` is the live shell's view (a batch of one); a policy deciding each row from that row alone gives
+    exactly the pooled numbers (same decisions, same draws in the same order)."""
+    dist = parse_distribution("shiftedpareto:0.5,1,1.5")
+    pooled = BatchSizes(build_policy(policy, **options))
+    single = BatchSizes(build_policy(policy, **options))
+    together = simulate(dist, pooled, tasks=8, jobs=40, seed=5, slots=slots)  # type: ignore[arg-type]
+    alone = simulate(dist, single, tasks=8, jobs=40, seed=5, slots=slots, per_job=True)  # type: ignore[arg-type]
+    assert max(pooled.sizes) > 1 and set(single.sizes) == {1}
+    assert np.array_equal(together.latency, alone.latency) and np.array_equal(together.cost, alone.cost)
+    assert np.array_equal(together.baseline_latency, alone.baseline_latency)
+
+
+def test_per_job_gives_adaptive_each_jobs_own_fit() -> None:
+    """Pooled, adaptive fits every job's tasks together (hundreds of times more data than one study has); per job,
+    each call's fit holds one job's tasks at most."""
+    dist = parse_distribution("pareto:1,2")
+    policy = build_policy("adaptive", draws=200)
+    simulate(dist, policy, tasks=6, jobs=50, seed=2)
+    pooled = policy.last_choice.fit  # type: ignore[attr-defined]
+    assert pooled.exact + pooled.censored > 6
+    alone = build_policy("adaptive", draws=200)
+    fits: list[int] = []
+    original = alone.fit  # type: ignore[attr-defined]
+
+    def recording(batch: TaskBatch) -> object:
+        fit = original(batch)
+        if fit is not None:
+            fits.append(fit.exact + fit.censored)
+        return fit
+
+    alone.fit = recording  # type: ignore[attr-defined]
+    simulate(dist, alone, tasks=6, jobs=50, seed=2, per_job=True)
+    assert fits and max(fits) <= 6

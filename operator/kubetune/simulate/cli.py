@@ -94,6 +94,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=10_000, metavar="J", help="jobs to simulate (default 10000)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument(
+        "--per-job",
+        action="store_true",
+        help="ask the policy about one job at a time, as a live study does (slower); by default it sees all the jobs "
+        "at a decision point together, which changes nothing for a policy that decides each job on its own, but "
+        "gives adaptive a fit pooled over every job",
+    )
+    parser.add_argument(
         "--policy", type=_policy, default="none", metavar="POLICY", help=f"one of {', '.join(POLICY_CHOICES)}"
     )
     fork = parser.add_argument_group("single-fork")
@@ -200,7 +207,9 @@ def command(args: argparse.Namespace) -> int:
         return _usage(message)
     began = time.perf_counter()
     try:
-        outcomes = simulate(dist, policy, tasks=args.tasks, jobs=args.jobs, seed=args.seed, slots=args.slots)
+        outcomes = simulate(
+            dist, policy, tasks=args.tasks, jobs=args.jobs, seed=args.seed, slots=args.slots, per_job=args.per_job
+        )
     except SimulationError as error:
         return _usage(str(error))
     result = SimulationResult.of(

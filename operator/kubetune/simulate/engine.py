@@ -86,8 +86,9 @@ class JobOutcomes:
 class _Chunk:
     """The state of the unfinished jobs of one chunk, one row each (rows are dropped as jobs finish)."""
 
-    def __init__(self, originals: Floats, slots: int, startup: float = 0.0) -> None:
+    def __init__(self, originals: Floats, slots: int, startup: float = 0.0, per_job: bool = False) -> None:
         jobs, tasks = originals.shape
+        self.per_job = per_job
         self.tasks = tasks
         self.slots = slots
         self.queued = slots < tasks  # some tasks wait for a slot: the queue model is on
@@ -171,8 +172,9 @@ class _Chunk:
 
     def decide(self, policy: StragglerPolicy, rows: NDArray[np.bool_] | None) -> tuple[NDArray[Any], ...]:
         """The policy's copies, kills, resumes and wake-ups for every job (``rows``: only those jobs are asked; the
-        others launch nothing and keep their wake-up), one policy call per distinct count of started tasks."""
-        if not self.queued:
+        others launch nothing and keep their wake-up), one policy call per distinct count of started tasks, or, with
+        ``per_job``, one per job."""
+        if not self.queued and not self.per_job:
             decision = policy.decide(self.batch())
             return decision.copies, decision.kill_original, decision.resumes, decision.wake_at
         copies = np.zeros(self.next_end.shape, dtype=np.int64)
@@ -180,9 +182,13 @@ class _Chunk:
         resume = np.zeros(self.next_end.shape, dtype=np.bool_)
         wake = self.wake.copy()
         asked = np.ones(self.row.size, dtype=np.bool_) if rows is None else rows
-        for count in np.unique(self.started[asked]):
-            tasks = int(count)
-            group = np.flatnonzero(asked & (self.started == tasks))
+        started = self.started if self.queued else np.full(self.row.size, self.tasks, dtype=np.int64)
+        if self.per_job:
+            groups = [np.array([row]) for row in np.flatnonzero(asked)]
+        else:
+            groups = [np.flatnonzero(asked & (started == count)) for count in np.unique(started[asked])]
+        for group in groups:
+            tasks = int(started[group[0]])
             decision = policy.decide(self.batch(group, tasks))
             copies[group, :tasks] = decision.copies
             kill[group, :tasks] = decision.kill_original
@@ -274,12 +280,17 @@ class _Chunk:
 
 
 def _run_chunk(
-    originals: Floats, policy: StragglerPolicy, dist: Distribution, rng: np.random.Generator, slots: int
+    originals: Floats,
+    policy: StragglerPolicy,
+    dist: Distribution,
+    rng: np.random.Generator,
+    slots: int,
+    per_job: bool = False,
 ) -> tuple[Floats, Floats]:
     jobs, tasks = originals.shape
     latency = np.empty(jobs)
     cost = np.empty(jobs)
-    state = _Chunk(originals, slots, dist.startup)
+    state = _Chunk(originals, slots, dist.startup, per_job)
     limit = 1000 * (tasks + 1)
     steps = 0
     state.apply(policy, dist, rng)
@@ -312,9 +323,12 @@ def simulate(
     seed: int = 0,
     slots: int | None = None,
     chunk_entries: int = CHUNK_ENTRIES,
+    per_job: bool = False,
 ) -> JobOutcomes:
     """Run ``jobs`` jobs of ``tasks`` i.i.d. tasks on ``slots`` slots each (default: one per task) under ``policy``,
-    and the no-replication baseline, from ``seed``."""
+    and the no-replication baseline, from ``seed``. ``per_job``: ask the policy about each job on its own (a batch of
+    one, as a live shell does), not about all the jobs at a decision point together: the same decisions for a policy
+    that decides each job from its own row, slower, but honest for one that pools its batch (``adaptive``'s fit)."""
     if tasks < 1:
         raise ValueError(f"--tasks: must be >= 1, got {tasks}")
     if jobs < 1:
@@ -330,7 +344,7 @@ def simulate(
         size = min(per_chunk, jobs - index * per_chunk)
         originals_stream, copies_stream = stream.spawn(2)
         originals = dist.sample(np.random.default_rng(originals_stream), (size, tasks))
-        latency, cost = _run_chunk(originals, policy, dist, np.random.default_rng(copies_stream), slots)
+        latency, cost = _run_chunk(originals, policy, dist, np.random.default_rng(copies_stream), slots, per_job)
         parts.append((latency, cost, list_schedule(originals, slots), originals.sum(axis=1)))
     latency, cost, base_latency, base_cost = (np.concatenate(column) for column in zip(*parts, strict=True))
     return JobOutcomes(latency=latency, cost=cost, baseline_latency=base_latency, baseline_cost=base_cost, slots=slots)
