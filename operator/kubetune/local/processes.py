@@ -186,15 +186,14 @@ def start_worker(
     log = (directory / "log.txt").open("ab")
     full_env = {**os.environ, **env}
     process = pool.take(full_env, directory / "log.txt") if pool is not None else None
-    if process is not None:
-        return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))
-    process = subprocess.Popen(
-        list(command),
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-    )
+    if process is None:
+        process = subprocess.Popen(
+            list(command),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+        )
     return WorkerProcess(name, rank, attempt, process, directory, log, HeartbeatReader(progress_path))

@@ -215,8 +215,6 @@ class LocalRunner:
     def step(self) -> Plan:
         """Observe, plan and act once."""
         self._inject_preemption()
-        if self.options.pool is not None:
-            self.options.pool.fill()
         observed = Observed(tuple(w.observe() for w in self.workers.values()), self.status, self.options.prices)
         decided = plan(self.job, observed, self.clock())
         self._act(decided)
@@ -254,6 +252,8 @@ class LocalRunner:
         try:
             with _sigterm_as_interrupt():
                 while not self.tick():
+                    if self.options.pool is not None:  # a study's runners share its pool: the study fills it
+                        self.options.pool.fill()
                     time.sleep(self.options.poll_interval)
         except KeyboardInterrupt:
             self.shutdown()
