@@ -442,3 +442,19 @@ def test_child_run_reads_the_exact_progress_and_the_heartbeat_rate() -> None:
     run = ChildRun.from_status("s-t0", status, {})
     assert run.progress == 0.2049 and run.rate == 0.0125
     assert ChildRun.from_status("s-t0", {"phase": "Running", "progress": "20%"}, {}).rate is None
+
+
+def test_the_policy_learns_which_originals_it_cancelled_and_which_lost_a_race() -> None:
+    from kubetune.core.study import _task_state
+
+    running, copy = trial(3), ChildRun("s-t3r1", "Running", replica=1, started=START + 50)
+    moved = ChildRun("s-t3", "Stopped", stop_requested="Cancelled", started=START, finished_at=START + 50)
+    stopping = ChildRun("s-t3", "Running", stop_requested="Cancelled", started=START)
+    assert _task_state(running, [moved, copy], START, START + 60).cancelled
+    assert _task_state(running, [stopping, copy], START, START + 60).cancelled
+    # The original of a finished trial, cancelled after its replica won, lost a race: it was not moved.
+    won = dataclasses.replace(trial(4, "COMPLETE", 0.9), started=START, finished=START + 30)
+    loser = ChildRun("s-t4", "Stopped", stop_requested="Cancelled", started=START, finished_at=START + 31)
+    winner = ChildRun("s-t4r1", "Succeeded", replica=1, started=START + 10, finished_at=START + 30)
+    assert not _task_state(won, [loser, winner], START, START + 40).cancelled
+    assert not _task_state(running, [child(3, started=START)], START, START + 60).cancelled

@@ -50,6 +50,21 @@ def test_kill_cancels_the_original_whose_time_so_far_is_still_cost() -> None:
     assert run([1, 10], [20], "singleFork", forkWhenDone=0.5, replicas=1, original="kill") == (21.0, 22.0)
 
 
+def test_the_engine_marks_the_tasks_whose_original_the_policy_killed() -> None:
+    seen: list[list[bool]] = []
+    policy = build_policy("singleFork", forkWhenDone=0.34, replicas=1, original="kill")
+    decide = policy.decide
+
+    def recording(batch: TaskBatch) -> Decision:
+        seen.append(batch.original_cancelled[0].tolist())
+        return decide(batch)
+
+    policy.decide = recording  # type: ignore[method-assign]
+    # At t=1 (one of three done) tasks 1 and 2 are relaunched (killed); at t=6 task 2's copy ends: the policy is asked.
+    simulate(Scripted([1, 10, 12], [20, 5]), policy, tasks=3, jobs=1)
+    assert seen[0] == [False, False, False] and seen[-1] == [False, True, True]
+
+
 def test_fork_at_a_time() -> None:
     # At t=0.5 both run: each gets a copy of 1; the first original (1) ties... ends at 1 vs copy at 1.5.
     assert run([1, 10], [1, 1], "singleFork", forkAtTime=0.5, replicas=1) == (1.5, 1 + 0.5 + 1.5 + 1)

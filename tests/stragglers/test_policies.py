@@ -18,6 +18,7 @@ from kubetune.core.stragglers import (
     TailFit,
     TaskBatch,
     TaskState,
+    fit_tail,
 )
 
 
@@ -184,6 +185,20 @@ class TestAdaptive:
         assert fit is not None and fit.family == "shiftedexp"
         decision = policy.decide(batch)
         assert decision.copies[0, 9] >= 1 and not decision.kill_original.any()
+
+    def test_a_moved_task_is_censored_at_its_finish_a_kept_copy_at_its_first_copy(self) -> None:
+        exact = [10.0, 11.0, 12.0, 13.0, 14.0]
+        moved = TaskState(start=0.0, finished_at=40.0, copies=0, launched=2, first_copy_at=15.0, cancelled=True)
+        kept = TaskState(start=0.0, finished_at=30.0, copies=0, launched=2, first_copy_at=20.0)
+        moving = TaskState(start=5.0, copies=1, launched=2, first_copy_at=16.0, cancelled=True)
+        never_copied = TaskState(start=8.0)
+        batch = TaskBatch.from_tasks(50.0, [*map(done, exact), moved, kept, moving, never_copied])
+        fit = Adaptive().fit(batch)
+        # moved: its finish 40; kept: its first copy 20 (the original may have won the race); moving: elapsed 45.
+        expected = fit_tail(exact, [40.0, 20.0, 45.0, 42.0])
+        assert fit is not None and expected is not None
+        assert (fit.family, fit.exact, fit.censored) == (expected.family, 5, 4)
+        assert fit.location == pytest.approx(expected.location) and fit.shape == pytest.approx(expected.shape)
 
     def test_waits_for_enough_observations(self) -> None:
         batch = TaskBatch.from_tasks(3.0, [done(1.0), done(2.0), running(), running()])

@@ -438,6 +438,13 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
         progress, rate = ahead.progress, ahead.rate
     replicas = [c for c in copies if c.replica > 0]
     first_copy = min((c.started for c in replicas if c.started is not None), default=None)
+    # The policy cancelled the original (a move, or a copy replacing it) if it was stopped as Cancelled before the
+    # trial finished: the losers of a finished trial are cancelled too, but only after its winner finished.
+    cancelled = (
+        original is not None
+        and original.stop_requested == "Cancelled"
+        and (finished_at is None or (original.finished_at is not None and original.finished_at < finished_at))
+    )
     return TaskState(
         start=start - origin,
         finished_at=None if finished_at is None else finished_at - origin,
@@ -447,6 +454,7 @@ def _task_state(trial: TrialRecord, copies: Sequence[ChildRun], origin: float, n
         launched=1 + max((c.replica for c in copies), default=0),
         first_copy_at=None if first_copy is None else first_copy - origin,
         copy_start=None if ahead is None or ahead.started is None else ahead.started - origin,
+        cancelled=cancelled,
     )
 
 

@@ -106,6 +106,7 @@ class _Chunk:
         self.launched = np.ones((jobs, tasks), dtype=np.int64)
         self.first_copy_at = np.full((jobs, tasks), np.nan)
         self.base = np.zeros((jobs, tasks))  # progress the best copy started from (> 0 when it resumed the task)
+        self.cancelled = np.zeros((jobs, tasks), dtype=np.bool_)  # the policy killed the task's original copy
         self.startup = startup
         self._rows: tuple[str, ...] = self._ROW_ARRAYS
         if self.queued:
@@ -119,11 +120,12 @@ class _Chunk:
 
     _ROW_ARRAYS = (
         "row", "now", "wake", "cost", "start", "next_end", "best_launch", "alive", "launch_sum", "finished",
-        "finish_time", "launched", "first_copy_at", "base",
+        "finish_time", "launched", "first_copy_at", "base", "cancelled",
     )  # fmt: skip
 
     _TASK_ARRAYS = (
         "start", "next_end", "best_launch", "finished", "finish_time", "alive", "launched", "first_copy_at", "base",
+        "cancelled",
     )  # fmt: skip
 
     def keep(self, rows: NDArray[np.bool_]) -> None:
@@ -135,11 +137,11 @@ class _Chunk:
         if rows is None:
             now, start, next_end, best_launch = self.now, self.start, self.next_end, self.best_launch
             finished, finish_time, alive = self.finished, self.finish_time, self.alive
-            launched, first_copy_at, base = self.launched, self.first_copy_at, self.base
+            launched, first_copy_at, base, cancelled = self.launched, self.first_copy_at, self.base, self.cancelled
         else:
             now = self.now[rows]
             taken = [getattr(self, name)[rows, :tasks] for name in self._TASK_ARRAYS]
-            start, next_end, best_launch, finished, finish_time, alive, launched, first_copy_at, base = taken
+            start, next_end, best_launch, finished, finish_time, alive, launched, first_copy_at, base, cancelled = taken
         progress, rate = self.progress(now, next_end, best_launch, base)
         if self.startup > 0:  # unknown until the copy's start-up is over
             starting = np.subtract(now[:, None], best_launch) < self.startup
@@ -159,6 +161,7 @@ class _Chunk:
             first_copy_at=first_copy_at,
             slots=np.full(now.size, self.slots, dtype=np.int64),
             copy_start=np.where(finished, np.nan, best_launch),
+            cancelled=cancelled,
         )
 
     def progress(self, now: Floats, next_end: Floats, best_launch: Floats, base: Floats) -> tuple[Floats, Floats]:
@@ -216,6 +219,7 @@ class _Chunk:
             progress, _ = self.progress(self.now, self.next_end, self.best_launch, self.base)
             resumed_at = np.where(resume & np.isfinite(progress), progress, 0.0)
         if kill.any():
+            self.cancelled |= kill  # every live copy ends, the original among them if it was still running
             self.cost += (self.alive * now - self.launch_sum).sum(axis=1, where=kill)
             np.copyto(self.alive, 0, where=kill)
             np.copyto(self.launch_sum, 0.0, where=kill)

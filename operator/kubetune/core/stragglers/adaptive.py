@@ -18,8 +18,13 @@ which kills) on a log-concave (shifted exponential) fit: there, keeping the orig
 ``min_exact`` task times are known it does nothing.
 
 What counts as an observation: a finished task never copied gives its exact time; a running task never copied is
-censored at its elapsed time; a copied task is censored at the time of its first copy (afterwards its finish is a
-race between copies, not a draw of the task time).
+censored at its elapsed time; a copied task whose original still ran is censored at the time of its first copy
+(afterwards its finish is a race between copies, not a draw of the task time, and the original may have won it); a
+task whose original the policy cancelled (a move) is censored at its finish, or its elapsed time while it runs: the
+original was cancelled for being slow, so it would have needed at least that long. Censoring a moved task at its
+move instead is informative (the policy moves the slow tasks, so the tasks that finish on their first copy are the
+fast ones, and a moved task's early censoring time says little of its tail): the fit turned log-concave under the
+policy's own moves, and adaptive stopped moving.
 
 Pure: numpy only; must not import kopf, kubernetes, optuna, mlflow or torch.
 """
@@ -153,8 +158,11 @@ class Adaptive(StragglerPolicy):
     def fit(self, batch: TaskBatch) -> TailFit | None:
         """The tail fitted on the batch's observations (see the module docstring) and the history."""
         copied = ~np.isnan(batch.first_copy_at)
+        cancelled = batch.original_cancelled
         exact = batch.task_time[batch.finished & ~copied]
-        censored = np.where(copied, batch.first_copy_at - batch.start, batch.elapsed)[copied | batch.running]
+        lasted = np.where(batch.finished, batch.task_time, batch.elapsed)
+        at = np.where(copied & ~cancelled, batch.first_copy_at - batch.start, lasted)
+        censored = at[copied | batch.running]
         if self.history.size:
             exact = np.concatenate([exact, self.history])
         return fit_tail(exact, censored, min_exact=self.min_exact)

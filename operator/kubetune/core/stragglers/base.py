@@ -59,6 +59,7 @@ class TaskState:
     fractions per second (``None`` when unknown; see :mod:`kubetune.core.progress`). ``copies``: live copies now.
     ``launched``: copies ever launched, the original included (so ``>= 1``). ``first_copy_at``: when the first extra
     copy was launched, if any. ``copy_start``: when the most advanced live copy was launched (``None``: unknown).
+    ``cancelled``: the policy cancelled the original copy (a move, or a copy that replaced it) before the task finished.
     """
 
     start: float
@@ -69,6 +70,7 @@ class TaskState:
     launched: int = 1
     first_copy_at: float | None = None
     copy_start: float | None = None
+    cancelled: bool = False
 
 
 def _float(value: float | None) -> float:
@@ -87,7 +89,8 @@ class TaskBatch:
     when unknown), ``copies`` (live copies now; 0 when finished), ``launched`` (copies ever launched including the
     original, ``>= 1``), ``first_copy_at`` (launch time of the first extra copy; NaN when never copied), and, optional,
     ``copy_start`` (launch time of the most advanced live copy, the one ``progress`` and ``rate`` describe; NaN when
-    unknown or finished; absent: taken as ``start``).
+    unknown or finished; absent: taken as ``start``) and ``cancelled`` (bool: the policy cancelled the task's original
+    copy, a move or a copy that replaced it; absent: none was).
     """
 
     now: Floats
@@ -101,10 +104,14 @@ class TaskBatch:
     first_copy_at: Floats
     slots: Ints
     copy_start: Floats | None = None
+    cancelled: Bools | None = None
 
     def __post_init__(self) -> None:
         jobs, tasks = self.start.shape
-        names = ("finished", "finish_time", "progress", "rate", "copies", "launched", "first_copy_at", "copy_start")
+        names = (
+            "finished", "finish_time", "progress", "rate", "copies", "launched", "first_copy_at", "copy_start",
+            "cancelled",
+        )  # fmt: skip
         for name in names:
             if getattr(self, name) is not None and getattr(self, name).shape != (jobs, tasks):
                 raise ValueError(f"TaskBatch.{name}: shape {getattr(self, name).shape}, expected {(jobs, tasks)}")
@@ -119,6 +126,13 @@ class TaskBatch:
     @property
     def tasks(self) -> int:
         return int(self.start.shape[1])
+
+    @property
+    def original_cancelled(self) -> Bools:
+        """``(J, N)``: ``cancelled``, all False when the shell gave none."""
+        if self.cancelled is None:
+            return np.zeros(self.start.shape, dtype=np.bool_)
+        return self.cancelled
 
     @property
     def running(self) -> Bools:
@@ -181,6 +195,7 @@ class TaskBatch:
                 ],
                 dtype=np.float64,
             ),
+            cancelled=np.array([[task.cancelled for task in tasks]], dtype=np.bool_),
         )
 
 
