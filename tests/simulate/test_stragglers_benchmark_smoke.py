@@ -65,8 +65,14 @@ def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
                 "cost_ratio",
                 "simulate_latency_ratio",
                 "simulate_cost_ratio",
+                "jobs",
+                "per_job",
             }
-            assert all(_is_number(v) for v in entry["predicted"].values())
+            predicted = entry["predicted"]
+            # adaptive is simulated one job at a time (its fit would pool the batch's jobs), on fewer jobs.
+            assert predicted["per_job"] is (entry["policy"] == "adaptive")
+            assert predicted["jobs"] == (30 if predicted["per_job"] else 2_000)
+            assert all(_is_number(v) for k, v in predicted.items() if k != "per_job")
 
     check = report["model_check"]
     assert set(check) == {"list_schedule_s", "makespan_s", "durations_sum_s", "compute_s"}
