@@ -224,6 +224,14 @@ def _run(args: argparse.Namespace) -> int:
         chaos=chaos,
         prices=prices,
     )
+    if job.spec.tuning is not None:  # bad sampler or pruner options fail before any process starts
+        from kubetune.local.study import check_options
+
+        try:
+            check_options(job)
+        except ValueError as error:
+            print(f"{args.file}: {error}", file=sys.stderr)
+            return EXIT_USAGE
     with _warm_pool(job, args.warm) as pool:
         return _run_job(args, job, dataclasses.replace(options, pool=pool), err)
 
@@ -265,7 +273,6 @@ def _run_job(args: argparse.Namespace, job: TrainingJob, options: RunOptions, er
                 on_event=lambda event: print_event(live.console if live else err, event),
                 on_tick=(lambda status, rows: live.update(trials_table(job.name, status, rows))) if live else None,
             )
-            runner.begin_check()
         except ValueError as error:
             print(f"{args.file}: {error}", file=sys.stderr)
             return EXIT_USAGE

@@ -186,3 +186,19 @@ def test_a_negative_warm_count_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "--warm: must be >= 0, got -1" in done.stderr
     assert not (tmp_path / "kubetune-runs").exists()
+
+
+def test_a_study_with_bad_options_starts_no_warm_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampler and pruner options are checked before the pool starts its processes (not started, then killed)."""
+    import yaml
+    from kubetune import cli
+
+    pools: list[int] = []
+    monkeypatch.setattr(WarmPool, "__init__", lambda self, size, **_: pools.append(size))
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "digits-tune.yaml").read_text())
+    doc["spec"]["tuning"]["sampler"] = {"name": "tpe", "options": {"n_startup": 2}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(path), "--warm", "2"]) == 2
+    assert pools == [] and not (tmp_path / "kubetune-runs").exists()

@@ -70,6 +70,12 @@ def slots_for(job: TrainingJob, cores: int | None = None) -> int:
     return max(1, min(job.spec.tuning.parallel_trials, cores // job.spec.parallelism.workers))
 
 
+def check_options(job: TrainingJob) -> None:
+    """Build the study's sampler and pruner once, so that bad options fail before anything starts (ValueError)."""
+    build_sampler(job)
+    build_pruner(job)
+
+
 class LocalStudyRunner:
     """Drives one study to its end with local child runs."""
 
@@ -114,11 +120,6 @@ class LocalStudyRunner:
 
     def _save_state(self) -> None:
         save_status(self.state_path, self.status)
-
-    def begin_check(self) -> None:
-        """Build the sampler and the pruner once, so that bad options fail before anything starts (ValueError)."""
-        build_sampler(self.job)
-        build_pruner(self.job)
 
     def storage_url(self) -> str:
         assert self.job.spec.tuning is not None
