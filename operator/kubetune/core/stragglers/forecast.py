@@ -135,6 +135,8 @@ def monte_carlo(
     originals = sample(rng, (draws, tasks))
     most = max((plan.replicas for plan in plans if plan is not None), default=0)
     fresh = sample(rng, (draws, tasks, most)) if most else np.empty((draws, tasks, 0))
+    # first[..., r - 1]: the earliest of r fresh copies, for every r at once (plans share few replica counts).
+    first = np.minimum.accumulate(fresh, axis=2)
     ordered = np.sort(originals, axis=1)
     baseline_forecast = Forecast(float(list_schedule(originals, slots).mean()), float(originals.sum(axis=1).mean()))
     forecasts = []
@@ -146,7 +148,7 @@ def monte_carlo(
             finish, cost = moves(originals, fresh, plan)
             forecasts.append(Forecast(float(list_schedule(finish, slots).mean()), float(cost.sum(axis=1).mean())))
             continue
-        first_copy = fresh[:, :, : plan.replicas].min(axis=2)
+        first_copy = first[:, :, plan.replicas - 1]
         if isinstance(plan, TimeoutPlan):
             fork_at: Floats = np.full((draws, 1), plan.after)
             straggler = originals > plan.after
