@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "warm_start.py"
-
 
 @pytest.mark.slow
-def test_a_tiny_run_reports_both_modes_and_their_ratios() -> None:
+def test_a_tiny_run_reports_both_modes_and_their_ratios(run_benchmark: Callable[..., str]) -> None:
     tiny = ["--trials", "2", "--epochs", "1", "--sampler", "random", "--no-pruning", "--output", "json"]
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK), *tiny],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report: dict[str, Any] = json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(run_benchmark("warm_start.py", *tiny, timeout=280))
     assert [r["mode"] for r in report["runs"]] == ["cold", "warm"]
     for run in report["runs"]:
         assert run["trials"]["complete"] == 2

@@ -5,15 +5,11 @@ goal asserts."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "stragglers.py"
 POLICIES = ["none", "spark", "adaptive", "migrate"]
 
 
@@ -22,17 +18,9 @@ def _is_number(value: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_quick_run_reports_every_policy_measured_and_predicted() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--quick", "--step-time", "0.02", "--output", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report: dict[str, Any] = json.loads(done.stdout)
+def test_quick_run_reports_every_policy_measured_and_predicted(run_benchmark: Callable[..., str]) -> None:
+    out = run_benchmark("stragglers.py", "--quick", "--step-time", "0.02", "--output", "json", timeout=280)
+    report: dict[str, Any] = json.loads(out)
     assert set(report) == {"settings", "runs", "startup", "fit", "model_check", "policies", "goals", "seconds"}
     settings = report["settings"]
     assert settings["quick"] is True and settings["trials"] >= 1 and settings["parallel"] >= 1

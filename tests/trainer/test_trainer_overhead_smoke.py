@@ -6,32 +6,16 @@ A subprocess keeps the benchmark's threads and checkpoint files out of this test
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "trainer_overhead.py"
+BENCHMARK = "trainer_overhead.py"
 TINY = ["--model", "mlp", "--width", "16", "--depth", "1", "--chunk", "20", "--rounds", "2", "--threads", "1"]
 
 
-def _run(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK), *TINY, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
-    out = _run("--checkpoint-every", "15", "--min-interval", "0")
+def test_a_tiny_run_prints_the_three_rates_and_both_ratios(run_benchmark: Callable[..., str]) -> None:
+    out = run_benchmark(BENCHMARK, *TINY, "--checkpoint-every", "15", "--min-interval", "0")
     assert "2 chunks of 20 steps each" in out and "checkpoint_every=15 min_interval=0s" in out
     rates = {name: float(value) for name, value in re.findall(r"^(bare|twin|kubetune)\s+([\d.]+) samples/s", out, re.M)}
     assert set(rates) == {"bare", "twin", "kubetune"} and all(rate > 0 for rate in rates.values())
@@ -42,8 +26,10 @@ def test_a_tiny_run_prints_the_three_rates_and_both_ratios() -> None:
     assert float(found[2]) == pytest.approx(rates["twin"] / rates["bare"], abs=6e-4)
 
 
-def test_the_mfu_counts_the_multiplying_weights_and_leaves_the_embedding_tables_out() -> None:
-    out = _run("--model", "transformer", "--seq-len", "8", "--vocab", "32", "--mfu")
+def test_the_mfu_counts_the_multiplying_weights_and_leaves_the_embedding_tables_out(
+    run_benchmark: Callable[..., str],
+) -> None:
+    out = run_benchmark(BENCHMARK, *TINY, "--model", "transformer", "--seq-len", "8", "--vocab", "32", "--mfu")
     params = re.search(r"params=(\d+)", out)
     assert params is not None, out
     total = int(params[1])

@@ -6,33 +6,20 @@ A subprocess keeps the benchmark's ``torch.set_num_threads(1)`` out of this test
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "hpo_efficiency.py"
 STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+successiveHalving"]
 PRUNING = {"tpe+hyperband", "tpe+successiveHalving"}
 
 
-def _quick(*options: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--quick", "--output", "json", *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report: dict[str, Any] = json.loads(done.stdout)
+def _quick(run_benchmark: Callable[..., str], *options: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(run_benchmark("hpo_efficiency.py", "--quick", "--output", "json", *options))
     return report
 
 
-def test_quick_run_reports_every_strategy_and_seed_consistently() -> None:
-    report = _quick()
+def test_quick_run_reports_every_strategy_and_seed_consistently(run_benchmark: Callable[..., str]) -> None:
+    report = _quick(run_benchmark)
     settings = report["settings"]
     seeds, trials, epochs = settings["seeds"], settings["trials"], settings["epochs_per_trial"]
     assert seeds and trials > 0 and epochs > 0
@@ -70,8 +57,8 @@ def test_quick_run_reports_every_strategy_and_seed_consistently() -> None:
     assert goal["met"] == (goal["ratio"] <= 0.3)
 
 
-def test_a_minimised_objective_counts_the_lowest_value_as_the_best() -> None:
-    report = _quick("--objective", "val_loss", "--seeds", "1")
+def test_a_minimised_objective_counts_the_lowest_value_as_the_best(run_benchmark: Callable[..., str]) -> None:
+    report = _quick(run_benchmark, "--objective", "val_loss", "--seeds", "1")
     assert report["settings"]["metric"] == "val_loss" and report["settings"]["direction"] == "minimize"
     for run in report["runs"]:
         values = [c["value"] for c in run["completions"]]

@@ -1,0 +1,32 @@
+"""Fixtures shared by every test folder: a benchmark script run end to end (the benchmarks' smoke tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_benchmark(script: str, *args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def run_benchmark() -> Callable[..., str]:
+    """``run_benchmark("name.py", *args, timeout=120)``: the script's stdout, run in a subprocess from the repository
+    root (its threads and files stay out of the test session); a nonzero exit fails the test with its output."""
+    return _run_benchmark
