@@ -126,6 +126,30 @@ def test_time_trigger_checkpoints(tmp_path: Path) -> None:
     assert checkpoint.complete_steps(tmp_path) == [6]
 
 
+def test_checkpoint_intervals_follow_the_injected_clock(tmp_path: Path) -> None:
+    """The intervals count the trainer's clock, not the wall: a clock that stands still defers every periodic
+    checkpoint, one that jumps past the interval takes the next (the trainer_overhead benchmark's turn clock)."""
+    now = [0.0]
+    config = dataclasses.replace(
+        TINY,
+        steps=0,
+        epochs=100,
+        checkpoint_dir=str(tmp_path),
+        checkpoint_every_steps=2,
+        checkpoint_min_interval_seconds=10,
+        checkpoint_keep=100,
+    )
+    trainer = Trainer(config, clock=lambda: now[0])
+    trainer.train_steps(6)  # steps 2, 4 and 6 ask for one; the clock has not moved: all too soon
+    now[0] = 10.0
+    trainer.train_steps(2)  # step 8 asks, 10 s after the start
+    trainer.train_steps(2)  # step 10 asks, too soon after step 8
+    now[0] = 25.0
+    trainer.train_steps(2)
+    trainer.writer.wait()
+    assert checkpoint.complete_steps(tmp_path) == [8, 12]
+
+
 def test_the_minimum_interval_defers_periodic_checkpoints_but_never_the_last(tmp_path: Path) -> None:
     every_step = dataclasses.replace(TINY, steps=0, epochs=3, checkpoint_every_steps=1, checkpoint_keep=1000)
     spaced = Trainer(

@@ -31,7 +31,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -134,9 +134,11 @@ class Trainer:
         splits: Splits | None = None,
         reporter: Reporter | None = None,
         stop: StopFlag | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.stop = stop or StopFlag()
+        self.clock = clock  # seconds, for the checkpoint intervals and epoch times (injectable: tests, benchmarks)
         self.reporter = reporter or Reporter(
             open_sink(config.progress),
             job=config.job,
@@ -215,9 +217,9 @@ class Trainer:
         self._batches: torch.Tensor | None = None
         self._loss_sum = torch.zeros((), device=self.device)
         self._epoch_loss = 0.0  # folded-in loss sums of the epoch (host side)
-        self._epoch_start = time.monotonic()
+        self._epoch_start = self.clock()
         self._epoch_first_step = 0
-        self._last_checkpoint_time = time.monotonic()
+        self._last_checkpoint_time = self.clock()
         # Per-step agreement across ranks: stop, time-based checkpoint due, loss, rank 0's newest committed checkpoint,
         # a periodic checkpoint too soon after the last.
         self._flags = torch.zeros(5, dtype=torch.float64, device=self.device)
@@ -348,7 +350,7 @@ class Trainer:
             self._check_finite(self._epoch_loss + float(self._loss_sum))
             self.writer.submit(root, self.step, {0: self._state()}, self.config.checkpoint_keep)
         self._saved_step = self.step
-        self._last_checkpoint_time = time.monotonic()
+        self._last_checkpoint_time = self.clock()
 
     def _checkpoint_written(self, step: int) -> None:
         """Checkpoint ``step`` is complete on disk: from now on it is the one this worker names."""
@@ -433,7 +435,7 @@ class Trainer:
         of the last one), identical on every rank too: model-parallel stages checkpoint collectively.
         """
         config = self.config
-        since = time.monotonic() - self._last_checkpoint_time
+        since = self.clock() - self._last_checkpoint_time
         every = config.checkpoint_every_seconds
         time_due = bool(every) and since >= every
         self._too_soon = since < config.checkpoint_min_interval_seconds
@@ -571,14 +573,14 @@ class Trainer:
         loss = (self._epoch_loss + float(self._loss_sum)) / max(1, steps)
         loss = self._share([loss], "broadcast" if self.pipeline is not None else "mean")[0]
         self._check_finite(loss)
-        elapsed = time.monotonic() - self._epoch_start
+        elapsed = self.clock() - self._epoch_start
         self.epoch += 1
         self.batch_in_epoch = 0
         self._batches = None
         self._epoch_loss = 0.0
         self._loss_sum.zero_()
         self._epoch_first_step = self.step
-        self._epoch_start = time.monotonic()
+        self._epoch_start = self.clock()
         metrics = {"train_loss": loss, **self.evaluate(test=False)}
         metrics["epoch_time_s"] = elapsed
         metrics["samples_per_s"] = steps * self.samples_per_step / elapsed if elapsed > 0 else 0.0
