@@ -104,4 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kubetune_trainer.shutdown import exit_now
+
+    exit_now(main())
