@@ -104,7 +104,7 @@ class Adaptive(StragglerPolicy):
         quantiles: Sequence[float] = DEFAULT_QUANTILES,
         tasks: int | None = None,
         max_copies_fraction: float | None = None,
-        min_exact: int = 5,
+        min_exact: int = 3,
         history: Sequence[float] = (),
         draws: int = 4000,
         seed: int = 0,
