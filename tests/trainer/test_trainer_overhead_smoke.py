@@ -16,7 +16,9 @@ TINY = ["--model", "mlp", "--width", "16", "--depth", "1", "--chunk", "20", "--r
 
 def test_a_tiny_run_prints_the_three_rates_and_both_ratios(run_benchmark: Callable[..., str]) -> None:
     out = run_benchmark(BENCHMARK, *TINY, "--checkpoint-every", "15", "--min-interval", "0")
-    assert "2 chunks of 20 steps each" in out and "checkpoint_every=15 min_interval=0s" in out
+    assert "2 chunks of 20 steps each" in out and "checkpoint_every=15 min_interval=0s clock=own turns" in out
+    # Warm-up (10) and 2 x 20 timed steps: checkpoints at steps 15, 30 and 45, counted from the progress records.
+    assert "(3 checkpoints in its 50 steps)" in out
     rates = {name: float(value) for name, value in re.findall(r"^(bare|twin|kubetune)\s+([\d.]+) samples/s", out, re.M)}
     assert set(rates) == {"bare", "twin", "kubetune"} and all(rate > 0 for rate in rates.values())
     found = re.search(r"ratio kubetune/bare ([\d.]+) \(twin/bare ([\d.]+)\)", out)

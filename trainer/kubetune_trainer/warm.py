@@ -26,6 +26,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubetune_trainer.shutdown import exit_now
+
 # Always loaded while waiting (torch's optimizers import torch._dynamo when the first one is built: ~3 s), then the
 # modules named on the command line (the pool names what its job needs: scikit-learn for digits, MLflow if tracked).
 PRELOAD = ("kubetune_trainer.train", "torch._dynamo", "threadpoolctl")
@@ -104,6 +106,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from kubetune_trainer.shutdown import exit_now
-
     exit_now(main())
