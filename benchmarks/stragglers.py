@@ -7,7 +7,8 @@ has a makespan <= 0.7x ``none``'s and a compute <= 1.05x ``none``'s, and the mea
 What runs: four real local studies, one per policy (``none``, ``spark``, ``adaptive``, ``migrate``), each a ``kubetune
 run FILE --output json --chaos straggler=pareto:1,2 --chaos-seed S`` subprocess in its own temporary directory, from the
 same study spec apart from ``spec.resilience.stragglers`` (the policies' spec defaults: spark 0.75 / 1.5, adaptive
-maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4, and moves considered; migrate factor 1.5; both with
+maxExtraCost 0.05, planning for maxTrials 16 on parallelTrials 4, moves and hedged launches considered, with
+maxCopiesFraction 1 so that its copy cap lets every slot race; migrate factor 1.5, no hedging; both with
 restartSeconds 2.5, this machine's start-up of a trial from a warm process, which ``kubetune run`` gives a study's
 trials). The study has the same name in every run, and chaos draws
 are keyed by worker process name, so trial n's original gets the same slowdown under every policy (common random
@@ -83,7 +84,13 @@ import yaml
 POLICIES = ("none", "spark", "adaptive", "migrate")
 # A move pays the trial's start-up again: about 5 s here (a worker process's start to its first step, measured by
 # benchmarks/preemption.py); the spec's default (10 s) is sized for pods.
-POLICY_OPTIONS: dict[str, dict[str, Any]] = {"migrate": {"restartSeconds": 2.5}, "adaptive": {"restartSeconds": 2.5}}
+# adaptive may race copies of every trial (hedged launches) only where its copy cap lets every slot race: the spec's
+# default cap (a tenth of the slots, LATE's) is for copies that take a slot's machine; here a copy sleeps on its
+# emulated accelerator, as one on a node of its own would.
+POLICY_OPTIONS: dict[str, dict[str, Any]] = {
+    "migrate": {"restartSeconds": 2.5},
+    "adaptive": {"restartSeconds": 2.5, "maxCopiesFraction": 1.0},
+}
 STUDY = "straggler-bench"
 CHAOS = "pareto:1,2"
 GOALS = {"makespan": 0.7, "compute": 1.05, "tolerance": 0.10}

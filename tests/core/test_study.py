@@ -458,3 +458,25 @@ def test_the_policy_learns_which_originals_it_cancelled_and_which_lost_a_race() 
     winner = ChildRun("s-t4r1", "Succeeded", replica=1, started=START + 10, finished_at=START + 30)
     assert not _task_state(won, [loser, winner], START, START + 40).cancelled
     assert not _task_state(running, [child(3, started=START)], START, START + 60).cancelled
+
+
+def test_a_hedged_migrate_races_each_new_trial_and_keeps_the_fastest_copy() -> None:
+    from kubetune.core.conditions import Reason
+
+    job = _rep_study(policy="migrate", hedge=2)  # restartSeconds 10: a race is decided 10 s after it starts
+    status = {"phase": "Running", "startTime": "2026-01-01T11:58:20Z"}
+    fresh = dataclasses.replace(trial(0), started=NOW.timestamp() - 1)
+    start = decide([fresh], {0: child(0, started=NOW.timestamp() - 1)}, job=job, status=status, slots=1)
+    assert kinds(start, StartTrial) == [StartTrial(0, "s-t0r1", PARAMS, 1)]  # from scratch: nothing to resume yet
+    # 30 s later both copies show their speed: the replica (0.05/s, 15 s left) beats the original (0.01/s, 75 s).
+    racing = dataclasses.replace(trial(0), started=START)
+    original = child(0, started=START, progress=0.25, rate=0.01)
+    replica = ChildRun("s-t0r1", "Running", replica=1, started=START + 1, progress=0.25, rate=0.05)
+    observed = StudyObserved((racing,), {0: original}, status=status, replicas={0: (replica,)}, slots=1)
+    decided = plan_study(job, observed, NOW)
+    assert kinds(decided, StopTrial) == [StopTrial(0, "s-t0", "Cancelled")]
+    assert kinds(decided, StartTrial) == []
+    assert [e.reason for e in decided.events] == [str(Reason.RACE_DECIDED)]
+    assert "kept s-t0r1, the fastest of 2 racing copies" in decided.events[0].message
+    # Before the race's window (10 s after the replica's start) is over, both run on.
+    assert kinds(plan_study(job, observed, datetime.fromtimestamp(START + 10, tz=UTC)), StopTrial) == []

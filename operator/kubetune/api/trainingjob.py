@@ -218,6 +218,7 @@ class Stragglers:
     factor: float
     restart_seconds: float
     max_moves: int
+    hedge: int
     slow_rank_factor: float
     restart_slow_gang: bool
 
@@ -623,6 +624,7 @@ def _resilience(raw: Mapping[str, Any]) -> Resilience:
             factor=float(st["factor"]),
             restart_seconds=float(st["restartSeconds"]),
             max_moves=int(st["maxMoves"]),
+            hedge=int(st["hedge"]),
             slow_rank_factor=float(st["slowRankFactor"]),
             restart_slow_gang=bool(st["restartSlowGang"]),
         ),

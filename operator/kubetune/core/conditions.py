@@ -81,6 +81,7 @@ class Reason(StrEnum):
     TRIAL_PRUNED = "TrialPruned"
     TRIAL_FAILED = "TrialFailed"
     TRIAL_REPLICATED = "TrialReplicated"
+    RACE_DECIDED = "RaceDecided"  # a hedged launch kept its fastest copy and cancelled the others
     CANCELLED = "Cancelled"  # a losing copy of a replicated trial
     GOAL_REACHED = "GoalReached"
     MAX_TRIALS_REACHED = "MaxTrialsReached"

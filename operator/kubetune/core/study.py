@@ -463,6 +463,18 @@ def _ahead(live: Sequence[ChildRun]) -> ChildRun | None:
     return max(live, key=lambda c: c.progress or 0.0, default=None)
 
 
+def _fastest(live: Sequence[ChildRun]) -> ChildRun:
+    """The live copy expected to finish first (the shortest ``(1 - progress) / rate``; copies whose rate is unknown
+    come last, then the most advanced): what a hedged launch keeps once its copies' speeds show."""
+
+    def time_left(copy: ChildRun) -> tuple[float, float]:
+        if copy.progress is None or not copy.rate or copy.rate <= 0:
+            return math.inf, -(copy.progress or 0.0)
+        return (1.0 - copy.progress) / copy.rate, -copy.progress
+
+    return min(live, key=time_left)
+
+
 def _replicate(
     job: TrainingJob,
     draft: _Study,
@@ -485,11 +497,18 @@ def _replicate(
         trial, copies = trials[number], observed.copies(number)
         if trial.state != "RUNNING" or not copies:
             continue
+        live = [c for c in copies if not c.finished and not c.stop_requested]
+        if replicate.prune and len(live) > 1 and not replicate.kill_original:
+            keep = _fastest(live)
+            draft.actions += [StopTrial(number, c.name, "Cancelled") for c in live if c is not keep]
+            message = f"trial {number}: kept {keep.name}, the fastest of {len(live)} racing copies"
+            message += f" ({policy.describe()})"
+            draft.events.append(StudyEvent("Normal", str(Reason.RACE_DECIDED), message))
+            live = [keep]
         launched = 1 + max(c.replica for c in copies)
         count = min(replicate.copies, MAX_REPLICAS + 1 - launched)
         if count <= 0:
             continue
-        live = [c for c in copies if not c.finished and not c.stop_requested]
         source = _ahead(live) if replicate.resume else None
         if replicate.kill_original:
             draft.actions += [StopTrial(number, c.name, "Cancelled") for c in live]
@@ -522,7 +541,12 @@ def straggler_policy(job: TrainingJob) -> StragglerPolicy | None:
     elif spec.policy == "timeout":
         options = {"afterSeconds": spec.after_seconds, "replicas": spec.replicas, "original": spec.original}
     elif spec.policy == "migrate":
-        options = {"factor": spec.factor, "restartSeconds": spec.restart_seconds, "maxMoves": spec.max_moves}
+        options = {
+            "factor": spec.factor,
+            "restartSeconds": spec.restart_seconds,
+            "maxMoves": spec.max_moves,
+            "hedge": spec.hedge,
+        }
     else:  # adaptive forecasts the whole study: maxTrials trials, though only the ones asked so far are in a batch
         tasks = job.spec.tuning.max_trials if job.spec.tuning is not None else None
         options = {

@@ -33,7 +33,7 @@ _FLAGS: dict[str, dict[str, str]] = {
         "original": "original",
     },
     "timeout": {"after": "afterSeconds", "replicas": "replicas", "original": "original"},
-    "migrate": {"factor": "factor", "restart": "restartSeconds", "max_moves": "maxMoves"},
+    "migrate": {"factor": "factor", "restart": "restartSeconds", "max_moves": "maxMoves", "hedge": "hedge"},
     "adaptive": {"max_extra_cost": "maxExtraCost", "restart": "restartSeconds"},
 }
 _ALL_FLAGS = (
@@ -48,6 +48,7 @@ _ALL_FLAGS = (
     "factor",
     "restart",
     "max_moves",
+    "hedge",
 )
 
 
@@ -143,6 +144,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "too, which considers moves on heavy-tailed fits)",
     )
     migrate.add_argument("--max-moves", type=int, metavar="M", help="moves per task at most (default 3)")
+    migrate.add_argument(
+        "--hedge",
+        type=int,
+        metavar="H",
+        help="copies raced at each launch (start and moves), the fastest kept once their speeds show (default 1)",
+    )
     adaptive = parser.add_argument_group("adaptive")
     adaptive.add_argument(
         "--max-extra-cost",

@@ -179,10 +179,11 @@ class _Chunk:
         ``per_job``, one per job."""
         if not self.queued and not self.per_job:
             decision = policy.decide(self.batch())
-            return decision.copies, decision.kill_original, decision.resumes, decision.wake_at
+            return decision.copies, decision.kill_original, decision.resumes, decision.prunes, decision.wake_at
         copies = np.zeros(self.next_end.shape, dtype=np.int64)
         kill = np.zeros(self.next_end.shape, dtype=np.bool_)
         resume = np.zeros(self.next_end.shape, dtype=np.bool_)
+        prune = np.zeros(self.next_end.shape, dtype=np.bool_)
         wake = self.wake.copy()
         asked = np.ones(self.row.size, dtype=np.bool_) if rows is None else rows
         started = self.started if self.queued else np.full(self.row.size, self.tasks, dtype=np.int64)
@@ -196,8 +197,9 @@ class _Chunk:
             copies[group, :tasks] = decision.copies
             kill[group, :tasks] = decision.kill_original
             resume[group, :tasks] = decision.resumes
+            prune[group, :tasks] = decision.prunes
             wake[group] = decision.wake_at
-        return copies, kill, resume, wake
+        return copies, kill, resume, prune, wake
 
     def apply(
         self,
@@ -206,7 +208,7 @@ class _Chunk:
         rng: np.random.Generator,
         rows: NDArray[np.bool_] | None = None,
     ) -> None:
-        decided_copies, decided_kill, decided_resume, decided_wake = self.decide(policy, rows)
+        decided_copies, decided_kill, decided_resume, decided_prune, decided_wake = self.decide(policy, rows)
         copies = np.where(self.finished, 0, np.asarray(decided_copies, dtype=np.int64))
         if (copies < 0).any():
             raise SimulationError(f"policy {policy.describe()} asked for a negative number of copies")
@@ -214,6 +216,12 @@ class _Chunk:
         if (kill & (copies == 0)).any():
             raise SimulationError(f"policy {policy.describe()} killed a task's copies without launching new ones")
         now = self.now[:, None]
+        prune = np.asarray(decided_prune, dtype=np.bool_) & ~self.finished & (self.alive > 1)
+        if prune.any():  # only the copy that ends first lives on: the others cost until now
+            losers = self.alive * now - self.launch_sum - (now - self.best_launch)
+            self.cost += losers.sum(axis=1, where=prune)
+            np.copyto(self.alive, 1, where=prune)
+            np.copyto(self.launch_sum, self.best_launch, where=prune)
         resume = np.asarray(decided_resume, dtype=np.bool_) & (copies > 0)
         if resume.any():  # the checkpoint's progress, taken before a kill ends the copy that made it
             progress, _ = self.progress(self.now, self.next_end, self.best_launch, self.base)

@@ -13,7 +13,8 @@ it out as :class:`~kubetune.core.stragglers.single_fork.SingleFork` or
 the fitted distribution's ``quantiles``, x ``replicas`` x keep/kill) always: in a queue (more tasks than slots) a
 single fork happens once per job and misses every later straggler, so only timeouts are candidates there; and, on a
 heavy-tailed fit, moves (:class:`~kubetune.core.stragglers.migrate.Migrate` at the ``factors``, with
-``restartSeconds`` of start-up per move), carried out as that policy would. It never chooses ``kill`` (nor a move,
+``restartSeconds`` of start-up per move, each launch raced as ``hedges`` copies that keep the fastest), carried out
+as that policy would. It never chooses ``kill`` (nor a move,
 which kills) on a log-concave (shifted exponential) fit: there, keeping the original is never worse. Until
 ``min_exact`` task times are known it does nothing.
 
@@ -51,6 +52,7 @@ DEFAULT_FRACTIONS = (0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_REPLICAS = (1, 2, 3)
 DEFAULT_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 DEFAULT_FACTORS = (1.25, 1.5, 2.0, 3.0)
+DEFAULT_HEDGES = (1, 2, 3)
 # Fits are rounded to this many significant digits before forecasting, so that forecasts can be cached.
 _SIGNIFICANT = 3
 # Forecasts cached per rounded fit; a long-lived policy forgets them all past this many.
@@ -94,6 +96,7 @@ class Adaptive(StragglerPolicy):
         "seed": "seed",
         "restartSeconds": "restart",
         "factors": "factors",
+        "hedges": "hedges",
     }
 
     def __init__(
@@ -110,6 +113,7 @@ class Adaptive(StragglerPolicy):
         seed: int = 0,
         restart: float | None = None,
         factors: Sequence[float] = DEFAULT_FACTORS,
+        hedges: Sequence[int] = DEFAULT_HEDGES,
     ) -> None:
         self.max_extra_cost = check_number("maxExtraCost", max_extra_cost, low=0.0)
         if not fractions:
@@ -133,6 +137,9 @@ class Adaptive(StragglerPolicy):
         # costs in start-up (``restartSeconds``); without it adaptive copies from scratch only.
         self.restart = None if restart is None else check_number("restartSeconds", restart, low=0.0)
         self.factors = tuple(check_number("factors", f, low=1.0) for f in factors)
+        if not hedges:
+            raise ValueError("stragglers.hedges: give at least one copy count (1: no hedged launches)")
+        self.hedges = tuple(int(check_number("hedges", h, low=1, high=4, integer=True)) for h in hedges)
         self._choices: dict[tuple[str, float, float, int, int], Choice] = {}
         self.last_choice: Choice | None = None
 
@@ -159,10 +166,16 @@ class Adaptive(StragglerPolicy):
         """The tail fitted on the batch's observations (see the module docstring) and the history."""
         copied = ~np.isnan(batch.first_copy_at)
         cancelled = batch.original_cancelled
-        exact = batch.task_time[batch.finished & ~copied]
         lasted = np.where(batch.finished, batch.task_time, batch.elapsed)
+        # A hedged start (copies launched within the start-up of the original, raced, the fastest kept): ``launched``
+        # draws whose least is the task time, so one exact time and the others censored there (or, while it runs,
+        # every draw censored at its elapsed time): the likelihood of the least of ``launched`` draws.
+        raced = copied & ~cancelled & (batch.first_copy_at - batch.start <= (self.restart or 0.0))
+        exact = batch.task_time[batch.finished & (~copied | raced)]
+        losers = np.where(batch.finished, batch.launched - 1, batch.launched)
+        censored_raced = np.repeat(lasted[raced], losers[raced])
         at = np.where(copied & ~cancelled, batch.first_copy_at - batch.start, lasted)
-        censored = at[copied | batch.running]
+        censored = np.concatenate([at[(copied & ~raced) | (batch.running & ~raced)], censored_raced])
         if self.history.size:
             exact = np.concatenate([exact, self.history])
         return fit_tail(exact, censored, min_exact=self.min_exact)
@@ -183,8 +196,17 @@ class Adaptive(StragglerPolicy):
         afters = sorted({_round(fit.quantile(q)) for q in self.quantiles})
         plans += [TimeoutPlan(after, r, original) for after in afters for r in self.replicas for original in originals]
         if self.restart is not None and not fit.log_concave:
-            plans += [MovePlan(factor, self.restart) for factor in self.factors]
+            hedges = [h for h in self.hedges if (h - 1) * (slots or tasks) <= self.copies_allowed(slots or tasks)]
+            plans += [MovePlan(factor, self.restart, hedge=h) for factor in self.factors for h in hedges]
         return plans
+
+    def copies_allowed(self, slots: int) -> int:
+        """Extra copies that may run at once on ``slots`` slots (``maxCopiesFraction``; unbounded without a cap). A
+        hedged launch races ``hedge - 1`` extra copies on every slot: only plans the cap lets every slot race are
+        candidates, for the forecasts do not model the cap."""
+        if self.max_copies_fraction is None:
+            return 2**31
+        return max(1, math.floor(self.max_copies_fraction * slots + 1e-9))
 
     def choose(self, fit: TailFit, tasks: int, slots: int | None = None) -> Choice:
         """The plan to run under ``fit`` for ``tasks`` tasks on ``slots`` slots (cached per rounded fit)."""
@@ -221,7 +243,9 @@ class Adaptive(StragglerPolicy):
         if plan is None:
             return Decision.nothing(batch)
         if isinstance(plan, MovePlan):
-            migrate = Migrate(factor=plan.factor, restart=plan.restart, detect=plan.detect, max_moves=plan.max_moves)
+            migrate = Migrate(
+                factor=plan.factor, restart=plan.restart, detect=plan.detect, max_moves=plan.max_moves, hedge=plan.hedge
+            )
             decision = migrate.decide(batch)
         elif isinstance(plan, TimeoutPlan):
             decision = TaskTimeout(after=plan.after, replicas=plan.replicas, original=plan.original).decide(batch)
@@ -239,8 +263,9 @@ class Adaptive(StragglerPolicy):
         where copies share the slots' machines (a local run, a full cluster). Without a cap, ``decision`` as is."""
         if self.max_copies_fraction is None or not decision.copies.any():
             return decision
-        cap = np.maximum(1, np.floor(self.max_copies_fraction * batch.slots + 1e-9)).astype(np.int64)
-        in_flight = np.where(batch.running, np.maximum(batch.copies - 1, 0), 0).sum(axis=1)
+        cap = np.array([self.copies_allowed(int(slots)) for slots in batch.slots], dtype=np.int64)
+        pruned = decision.prunes  # a decided race's slower copies stop now
+        in_flight = np.where(batch.running & ~pruned, np.maximum(batch.copies - 1, 0), 0).sum(axis=1)
         allowed = np.maximum(cap - in_flight, 0)
         asked = decision.copies
         extra = np.where(decision.kill_original, asked - 1, asked)
@@ -254,4 +279,5 @@ class Adaptive(StragglerPolicy):
             kill_original=decision.kill_original & keep,
             wake_at=decision.wake_at,
             resume=decision.resumes & keep,
+            prune=decision.prune,
         )

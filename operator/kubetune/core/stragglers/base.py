@@ -22,6 +22,10 @@ and each job has its own clock (``now[j]``). The policy returns, per job and tas
 - ``resume[j, i]`` (optional; all False when absent): the new copies of task ``i`` resume from its checkpoint (the
   progress of its most advanced live copy) instead of starting over: together with ``kill_original`` a *move* of the
   task to a fresh machine that keeps its progress (the slowdown belongs to the machine, the progress to the task).
+- ``prune[j, i]`` (optional; all False when absent): keep only the live copy of task ``i`` that will finish first
+  (the shortest estimated time left: ``(1 - progress) / rate``) and cancel its other copies now, before any new
+  copies start: a *hedged launch* races several copies until their speeds show, then keeps the fastest. Meaningless
+  for a task with one live copy.
 - ``wake_at[j]``: the next time (on the job's clock) to be asked even if no task finishes by then; ``inf`` when only
   completions matter. A time not after ``now[j]`` is ignored.
 
@@ -202,23 +206,26 @@ class TaskBatch:
 @dataclass(frozen=True)
 class Replicate:
     """One action for a live shell: launch ``copies`` new copies of task ``task`` now, killing its running copies
-    first when ``kill_original``; the new copies resume from the task's checkpoint when ``resume``."""
+    first when ``kill_original``; the new copies resume from the task's checkpoint when ``resume``. With ``prune``,
+    first cancel every live copy but the one that will finish first (``copies`` may then be 0)."""
 
     task: int
     copies: int
     kill_original: bool = False
     resume: bool = False
+    prune: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """A policy's answer for a batch: ``copies``, ``kill_original`` (and optionally ``resume``) of shape ``(J, N)``,
-    ``wake_at`` of ``(J,)``."""
+    """A policy's answer for a batch: ``copies``, ``kill_original`` (and optionally ``resume`` and ``prune``) of shape
+    ``(J, N)``, ``wake_at`` of ``(J,)``."""
 
     copies: Ints
     kill_original: Bools
     wake_at: Floats
     resume: Bools | None = None
+    prune: Bools | None = None
 
     @property
     def resumes(self) -> Bools:
@@ -226,6 +233,13 @@ class Decision:
         if self.resume is None:
             return np.zeros(self.copies.shape, dtype=np.bool_)
         return self.resume
+
+    @property
+    def prunes(self) -> Bools:
+        """``prune``, all False when the policy gave none."""
+        if self.prune is None:
+            return np.zeros(self.copies.shape, dtype=np.bool_)
+        return self.prune
 
     @classmethod
     def nothing(cls, batch: TaskBatch) -> Decision:
@@ -238,15 +252,16 @@ class Decision:
 
     def for_job(self, job: int = 0) -> tuple[Replicate, ...]:
         """Row ``job`` as actions, in task order (what a live shell with a batch of one carries out)."""
-        resume = self.resumes
+        resume, prune = self.resumes, self.prunes
         return tuple(
             Replicate(
                 task=int(task),
                 copies=int(self.copies[job, task]),
                 kill_original=bool(self.kill_original[job, task]),
                 resume=bool(resume[job, task]),
+                prune=bool(prune[job, task]),
             )
-            for task in np.flatnonzero(self.copies[job] > 0)
+            for task in np.flatnonzero((self.copies[job] > 0) | prune[job])
         )
 
 

@@ -13,7 +13,10 @@ Decides ``E[T]`` and ``E[C]`` of no replication and of candidate plans of three 
   more than ``factor`` times what a copy resuming from its progress would (``restart + (1 - p) * (typical -
   restart)``), it is cancelled and a resumed copy takes over, needing ``restart + (1 - p) * (X' - restart)`` for a
   fresh draw ``X'``; at most ``max_moves`` times per task. The rule is checked at that one moment per copy (the live
-  policy looks again at later decision points, and its ``typical`` comes from the tasks finished so far).
+  policy looks again at later decision points, and its ``typical`` comes from the tasks finished so far). With
+  ``hedge`` h > 1 every launch (the start and each move) is h copies raced until the same moment, then only the
+  fastest goes on: it runs at the best of h draws, the others cost until then; ``typical`` is the median of such a
+  hedged start.
 
 By the closed forms of :mod:`kubetune.core.stragglers.theory` for a shifted exponential forked after a completion,
 else by a Monte Carlo of the same semantics (common random numbers across plans, a fixed seed, so a forecast is
@@ -74,17 +77,19 @@ class MovePlan:
     restart: float
     detect: float = 0.1
     max_moves: int = 3
+    hedge: int = 1
 
     @property
     def replicas(self) -> int:
-        return self.max_moves  # fresh draws a task may need
+        return self.hedge * (1 + self.max_moves) - 1  # fresh draws a task may need (the original is one)
 
     @property
     def original(self) -> Original:
         return "kill"  # a move cancels the slow copy
 
     def describe(self) -> str:
-        return f"migrate(factor={self.factor:g}, restartSeconds={self.restart:.4g}, maxMoves={self.max_moves})"
+        hedge = f", hedge={self.hedge}" if self.hedge > 1 else ""
+        return f"migrate(factor={self.factor:g}, restartSeconds={self.restart:.4g}, maxMoves={self.max_moves}{hedge})"
 
 
 Plan = ForkPlan | TimeoutPlan | MovePlan
@@ -92,29 +97,36 @@ Plan = ForkPlan | TimeoutPlan | MovePlan
 
 def moves(originals: Floats, fresh: Floats, plan: MovePlan) -> tuple[Floats, Floats]:
     """Per task of each draw (row): the time from its start to its end, and its machine time, under ``plan``;
-    ``fresh[:, :, m]`` is the draw of the task's ``m``-th moved copy."""
-    typical = np.median(originals, axis=1, keepdims=True)
+    ``fresh[:, :, :hedge - 1]`` race the original at the start (a hedged launch), then each move draws the next
+    ``hedge`` of ``fresh``."""
+    hedge = plan.hedge
     restart = np.minimum(plan.restart, originals.min())  # start-up is part of every task time
+    duration = np.minimum(originals, fresh[:, :, : hedge - 1].min(axis=2)) if hedge > 1 else originals.copy()
+    typical = np.median(duration, axis=1, keepdims=True)
     watch = restart + plan.detect * typical
     fresh_work = np.maximum(typical - restart, 0.0)
+    losers = (hedge - 1) * np.minimum(duration, watch)  # a race's slower copies run until its speeds show
     elapsed = np.zeros(originals.shape)
     progress = np.zeros(originals.shape)
     moving = np.ones(originals.shape, dtype=np.bool_)  # still on a copy that may be moved
-    duration = originals.copy()  # the current copy's duration
     for move in range(plan.max_moves):
         work = duration - restart
         with np.errstate(divide="ignore", invalid="ignore"):
             seen = progress + (1.0 - progress) * np.clip((watch - restart) / work, 0.0, 1.0)
         left = duration - watch
         move_now = moving & (duration > watch) & (left > plan.factor * (restart + (1.0 - seen) * fresh_work))
+        if not move_now.any():
+            break
         elapsed += np.where(move_now, watch, 0.0)
         progress = np.where(move_now, seen, progress)
-        duration = np.where(move_now, restart + (1.0 - seen) * (fresh[:, :, move] - restart), duration)
+        first = hedge - 1 + move * hedge
+        draw = fresh[:, :, first : first + hedge].min(axis=2)
+        moved = restart + (1.0 - seen) * (draw - restart)
+        duration = np.where(move_now, moved, duration)
+        losers += np.where(move_now, (hedge - 1) * np.minimum(moved, watch), 0.0)
         moving = move_now
-        if not moving.any():
-            break
     finish = elapsed + duration
-    return finish, finish  # one copy at a time: machine time equals the time to the end
+    return finish, finish + losers  # one copy at a time once a race is decided
 
 
 def monte_carlo(
