@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="keep N built-in trainer processes started ahead (torch imported) to start workers from; 0: none "
-        "(default: a study's parallel trials x workers per trial, 0 for a single job)",
+        "(default: a study's parallel trials x workers per trial, times 2 under a straggler policy (1 + hedge for "
+        "migrate, 1 + replicas for singleFork and timeout), 0 for a single job)",
     )
 
     validate = commands.add_parser("validate", help="check TrainingJob files; exit 2 with one line per problem")
@@ -241,14 +242,15 @@ def _warm_pool(job: TrainingJob, size: int | None) -> Iterator[WarmPool | None]:
     """The pool of warm trainer processes for ``kubetune run`` (None for a bring-your-own trainer or size 0)."""
     from kubetune.local.warm import WarmPool, preloads
 
+    first = None
     if size is None:
-        from kubetune.local.study import slots_for
+        from kubetune.local.study import warm_processes
 
-        size = slots_for(job) * job.spec.parallelism.workers if job.spec.tuning is not None else 0
+        size, first = warm_processes(job) if job.spec.tuning is not None else (0, 0)
     if size == 0 or not job.spec.trainer.builtin:
         yield None
         return
-    with WarmPool(size, preload=preloads(job)) as pool:
+    with WarmPool(size, first=first, preload=preloads(job)) as pool:
         yield pool
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from kubetune.api import parse
 from kubetune.local.runner import LocalRunner, RunOptions
+from kubetune.local.study import warm_processes
 from kubetune.local.warm import WarmPool, preloads
 from kubetune_trainer.preemption import PREEMPTED_EXIT_CODE
 from kubetune_trainer.warm import HandOverError, limit_threads, parse_hand_over
@@ -95,6 +96,45 @@ def test_a_pool_refills_one_process_at_a_time_and_closing_it_leaves_none() -> No
             os.kill(pid, 0)  # reaped, not a zombie
     with pytest.raises(ValueError, match="must be >= 0"):
         WarmPool(-1)
+
+
+def test_a_pool_starts_its_first_processes_at_once_and_its_spares_one_at_a_time() -> None:
+    with WarmPool(3, first=1) as pool:
+        assert len(pool.idle) == 1 and len(pool.loading) == 1
+        pool.fill()
+        assert len(pool.idle) == 1  # the first is still loading: no spare competes with it
+        assert filled(pool, 3)
+    with pytest.raises(ValueError, match=r"within 0\.\.2, got 3"):
+        WarmPool(2, first=3)
+
+
+STUDY = {
+    "tuning": {
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "parameters": [{"name": "learningRate", "type": "float", "min": 0.01, "max": 0.1}],
+        "maxTrials": 8,
+        "parallelTrials": 4,
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("stragglers", "workers", "expected"),
+    [
+        ({"policy": "none"}, 1, (4, 4)),
+        ({"policy": "none"}, 2, (4, 4)),  # 2 trials of 2 workers on 4 cores
+        ({"policy": "spark"}, 1, (8, 4)),
+        ({"policy": "adaptive"}, 1, (8, 4)),
+        ({"policy": "migrate"}, 1, (8, 4)),
+        ({"policy": "migrate", "hedge": 2}, 1, (12, 4)),
+        ({"policy": "singleFork", "forkWhenDone": 0.5, "replicas": 2}, 1, (12, 4)),
+    ],
+)
+def test_a_study_keeps_a_warm_process_for_every_copy_its_straggler_policy_may_start_at_once(
+    stragglers: dict[str, Any], workers: int, expected: tuple[int, int]
+) -> None:
+    study = job("tune", **STUDY, parallelism={"workers": workers}, resilience={"stragglers": stragglers})
+    assert warm_processes(study, cores=4) == expected
 
 
 def test_a_dead_warm_process_is_not_handed_out(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
 """Warm trainer processes: the local runner's pool of built-in trainers that have already imported torch.
 
-Decides: how many warm processes wait (``size``), when they start (``size`` at once when the pool is made, because
-the first workers are wanted at once; after that, one more only when none the pool started is still loading, handed
-out or not: loading torch, scikit-learn and MLflow costs several CPU-seconds, and several processes loading at once on
-a small machine slow each other and every running worker; a process says it is loaded by writing ``ready`` to its
-stdout pipe), how one is started (like a worker: its own session, a parent-death signal, one thread until it is
-handed a worker) and handed a worker (one JSON line, the protocol of :mod:`kubetune_trainer.warm`), and when the pool
-gives none (closed, or none alive: the caller then starts a cold one). Taking never waits: a process still loading
-reads its hand-over when it is ready. :meth:`WarmPool.fill` is called on every take and every tick of a runner.
+Decides: how many warm processes wait (``size``), when they start (``first`` of them, by default all, at once when the
+pool is made, because the first workers are wanted at once; after that, one more only when none the pool started is
+still loading, handed out or not: loading torch, scikit-learn and MLflow costs several CPU-seconds, and several
+processes loading at once on a small machine slow each other and every running worker; a process says it is loaded by
+writing ``ready`` to its stdout pipe), how one is started (like a worker: its own session, a parent-death signal, one
+thread until it is handed a worker) and handed a worker (one JSON line, the protocol of :mod:`kubetune_trainer.warm`),
+and when the pool gives none (closed, or none alive: the caller then starts a cold one). Taking never waits: a process
+still loading reads its hand-over when it is ready. :meth:`WarmPool.fill` is called on every take and every tick of a
+runner.
 
 Only the built-in trainer (``python -m kubetune_trainer``) is ever warm; a bring-your-own command always starts cold.
 Imports no kopf, kubernetes, optuna, mlflow or torch.
@@ -48,18 +49,30 @@ def preloads(job: TrainingJob) -> tuple[str, ...]:
 
 
 class WarmPool:
-    """Keeps ``size`` warm trainer processes; use as a context manager (closing kills the ones never handed out)."""
+    """Keeps ``size`` warm trainer processes, ``first`` of them (default all) started at once and the rest one at a
+    time; use as a context manager (closing kills the ones never handed out)."""
 
-    def __init__(self, size: int, *, preload: Sequence[str] = (), command: Sequence[str] = WARM_COMMAND) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        first: int | None = None,
+        preload: Sequence[str] = (),
+        command: Sequence[str] = WARM_COMMAND,
+    ) -> None:
         if size < 0:
             raise ValueError(f"warm pool size must be >= 0, got {size}")
+        if first is not None and not 0 <= first <= size:
+            raise ValueError(f"warm pool's first must be within 0..{size}, got {first}")
         self.size = size
         self.command = [*command, *preload]
         self.idle: deque[subprocess.Popen[bytes]] = deque()
         self.loading: list[subprocess.Popen[bytes]] = []  # started, not yet ready (idle or handed out)
         self.closed = False
         self.handed = 0  # workers started warm
-        for _ in range(size):  # all at once: the first workers are wanted now (they would load as cold ones anyway)
+        # At once: the first workers are wanted now (they would load as cold ones anyway); the spares for later
+        # copies load one at a time by fill(), beside the running workers rather than all against them.
+        for _ in range(size if first is None else first):
             process = self._start()
             self.idle.append(process)
             self.loading.append(process)
