@@ -87,7 +87,8 @@ POLICIES = ("none", "spark", "adaptive", "migrate")
 # No hedged launches here: every racing copy is a process start (about 10 CPU-seconds on this 2-core machine), and a
 # study with adaptive at maxCopiesFraction 1 (every slot may race) measured 0.946x makespan / 1.219x compute against
 # a prediction of 0.774x on 2026-12-07: bursts of copies starting together took 10 to 30 s each to their first step,
-# a contention the simulator's fixed restartSeconds does not model. On a cluster each copy starts on its own node.
+# a contention the simulator's fixed restartSeconds does not model (``--adaptive-copies 1`` runs it so). On a cluster
+# each copy starts on its own node.
 POLICY_OPTIONS: dict[str, dict[str, Any]] = {
     "migrate": {"restartSeconds": 2.5},
     "adaptive": {"restartSeconds": 2.5},
@@ -118,6 +119,7 @@ class Settings:
     cores: int = 0  # 0: max(parallel, the machine's cores)
     jobs: int = 20_000  # simulated jobs per policy
     per_job_jobs: int = 300  # simulated jobs for a policy asked one job at a time (adaptive): ~1-2 s each
+    adaptive_copies: float | None = None  # adaptive's maxCopiesFraction (None: the spec's default), see --help
     quick: bool = False
 
 
@@ -167,7 +169,7 @@ def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
             "checkpoint": {"everySteps": 0},
             "tracking": {"enabled": False},
             "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-            "resilience": {"stragglers": {"policy": policy, **POLICY_OPTIONS.get(policy, {})}},
+            "resilience": {"stragglers": {"policy": policy, **_policy_options(settings, policy)}},
             "tuning": {
                 "objective": {"metric": "val_accuracy", "direction": "maximize"},
                 "parameters": [
@@ -182,6 +184,13 @@ def study_manifest(settings: Settings, policy: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _policy_options(settings: Settings, policy: str) -> dict[str, Any]:
+    options = dict(POLICY_OPTIONS.get(policy, {}))
+    if policy == "adaptive" and settings.adaptive_copies is not None:
+        options["maxCopiesFraction"] = settings.adaptive_copies
+    return options
 
 
 def _device_time(settings: Settings) -> list[dict[str, str]]:
@@ -573,6 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--per-job-jobs", type=int, help="simulated jobs for adaptive, asked one job at a time (default 300)"
     )
+    parser.add_argument(
+        "--adaptive-copies",
+        type=float,
+        metavar="F",
+        help="adaptive's maxCopiesFraction (default: the spec's, 0.1); 1 lets every slot race (hedged launches)",
+    )
     parser.add_argument("--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
     base = QUICK if args.quick else Settings()
@@ -588,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cores=args.cores or 0,
         jobs=args.jobs or base.jobs,
         per_job_jobs=args.per_job_jobs or base.per_job_jobs,
+        adaptive_copies=args.adaptive_copies,
         quick=base.quick,
     )
     began = time.perf_counter()
