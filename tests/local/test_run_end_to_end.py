@@ -136,6 +136,12 @@ def test_sigkill_of_one_worker_restarts_the_gang_from_the_last_checkpoint(tmp_pa
     assert result["metrics"]["test_accuracy"] >= 0.96
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default, so that Python makes it KeyboardInterrupt even when
+    the tests run in a background job of a non-interactive shell, which starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupting_the_runner_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
     proc = subprocess.Popen(
@@ -145,6 +151,7 @@ def test_interrupting_the_runner_stops_every_worker_and_a_rerun_resumes(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     state = tmp_path / "kubetune-runs" / "digits-ddp" / "state.json"
     deadline = time.monotonic() + 120
