@@ -1,7 +1,9 @@
-"""Fixtures shared by every test folder: a benchmark script run end to end (the benchmarks' smoke tests)."""
+"""Fixtures shared by every test folder: a benchmark script run end to end (the benchmarks' smoke tests), and a
+child process that a test can interrupt with SIGINT."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,3 +32,15 @@ def run_benchmark() -> Callable[..., str]:
     """``run_benchmark("name.py", *args, timeout=120)``: the script's stdout, run in a subprocess from the repository
     root (its threads and files stay out of the test session); a nonzero exit fails the test with its output."""
     return _run_benchmark
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def interruptible() -> Callable[[], None]:
+    """A ``preexec_fn`` for a child that the test interrupts with SIGINT: SIGINT back to its default before exec, so
+    that Python makes it KeyboardInterrupt even when the tests run in a background job of a non-interactive shell,
+    which starts with SIGINT ignored (and every child inherits that)."""
+    return _sigint_default

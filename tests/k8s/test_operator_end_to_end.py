@@ -196,13 +196,9 @@ def test_a_semantically_bad_job_fails_with_invalid_spec_and_others_keep_running(
     wait_phase(cluster, "good-neighbour", "Succeeded")
 
 
-def _interruptible() -> None:
-    """In the child before exec: SIGINT back to its default, so that Python makes it KeyboardInterrupt even when
-    the tests run in a background job of a non-interactive shell, which starts with SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(tmp_path: Path) -> None:
+def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(
+    tmp_path: Path, interruptible: Callable[[], None]
+) -> None:
     import sys
 
     try:
@@ -224,7 +220,7 @@ def test_kubetune_dev_cluster_prints_ready_and_serves_kubectl(tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        preexec_fn=_interruptible,
+        preexec_fn=interruptible,
     )
     try:
         assert proc.stdout is not None

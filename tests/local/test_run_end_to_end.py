@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +137,9 @@ def test_sigkill_of_one_worker_restarts_the_gang_from_the_last_checkpoint(tmp_pa
     assert result["metrics"]["test_accuracy"] >= 0.96
 
 
-def _interruptible() -> None:
-    """In the child before exec: SIGINT back to its default, so that Python makes it KeyboardInterrupt even when
-    the tests run in a background job of a non-interactive shell, which starts with SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def test_interrupting_the_runner_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_interrupting_the_runner_stops_every_worker_and_a_rerun_resumes(
+    tmp_path: Path, interruptible: Callable[[], None]
+) -> None:
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kubetune.cli", "run", str(EXAMPLES / "digits-ddp.yaml"), "--output", "json"],
@@ -151,7 +148,7 @@ def test_interrupting_the_runner_stops_every_worker_and_a_rerun_resumes(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_interruptible,
+        preexec_fn=interruptible,
     )
     state = tmp_path / "kubetune-runs" / "digits-ddp" / "state.json"
     deadline = time.monotonic() + 120

@@ -76,7 +76,7 @@ def warm_processes(job: TrainingJob, cores: int | None = None) -> tuple[int, int
     copies the policy may start for one trial at once (a move's new copy, a hedged launch's racers, a fork's
     replicas), so that a burst of copies starts from warm processes instead of loading torch together on a small
     machine (several CPU-seconds each: on 2 cores, six copies starting cold delayed every trial starting beside them
-    by 10 to 15 s). Each waiting process holds about 0.4 GB; ``kubetune run --warm N`` overrides the count."""
+    by 10 to 30 s). Each waiting process holds about 0.4 GB; ``kubetune run --warm N`` overrides the count."""
     first = slots_for(job, cores) * job.spec.parallelism.workers
     return first * (1 + _copies_at_once(job)), first
 
