@@ -5,9 +5,15 @@ A subprocess keeps the benchmark's ``torch.set_num_threads(1)`` out of this test
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+successiveHalving"]
 PRUNING = {"tpe+hyperband", "tpe+successiveHalving"}
@@ -52,6 +58,10 @@ def test_quick_run_reports_every_strategy_and_seed_consistently(run_benchmark: C
         assert entry["ratio_vs_random"] is not None and entry["ratio_vs_random"] > 0
         assert len(entry["per_seed_ratio"]) == len(seeds)
     assert report["strategies"][0]["ratio_vs_random"] == 1.0
+    assert report["strategies"][0]["mean_curve_ratio"] == 1.0
+    finals = [run["best"] for run in report["runs"] if run["strategy"] == "random"]
+    assert report["mean_curve_target"] == sum(finals) / len(finals)
+    assert set(report["target_in_shared_start"]) <= set(seeds)
     goal = report["goal"]
     assert goal["strategy"] == "tpe+hyperband" and goal["max_ratio"] == 0.3
     assert goal["met"] == (goal["ratio"] <= 0.3)
@@ -67,3 +77,35 @@ def test_a_minimised_objective_counts_the_lowest_value_as_the_best(run_benchmark
         first = next((c["epochs_so_far"] for c in run["completions"] if c["value"] <= target), None)
         assert run["reached"] == (first is not None)
         assert run["epochs_to_target"] == (first if first is not None else run["total_epochs"])
+
+
+def test_a_subset_of_strategies_runs_with_more_tpe_options(run_benchmark: Callable[..., str]) -> None:
+    options = json.dumps({"multivariate": True, "constant_liar": True})
+    report = _quick(run_benchmark, "--seeds", "1", "--strategies", "tpe+successiveHalving", "--tpe-options", options)
+    # random search (the baseline) and TPE + Hyperband (the goal's) always run
+    assert [s["strategy"] for s in report["strategies"]] == ["random", "tpe+hyperband", "tpe+successiveHalving"]
+    assert report["settings"]["tpe_options"] == {"n_startup_trials": 1, "constant_liar": True, "multivariate": True}
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hpo_efficiency", ROOT / "benchmarks" / "hpo_efficiency.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(seed: int, *completions: tuple[int, float]) -> dict[str, Any]:
+    return {"seed": seed, "completions": [{"epochs_so_far": e, "value": v} for e, v in completions]}
+
+
+def test_the_mean_curve_starts_once_every_seed_has_a_completion_and_keeps_each_seeds_best() -> None:
+    mean_curve_epochs = _load().mean_curve_epochs
+    runs = [_run(0, (10, 0.9), (30, 0.8), (50, 1.0)), _run(1, (20, 0.7), (40, 0.95))]
+    assert mean_curve_epochs(runs, 0.8, True) == 20  # (0.9 + 0.7) / 2 = 0.8 once seed 1 has its first
+    assert mean_curve_epochs(runs, 0.9, True) == 40  # seed 0 keeps 0.9 (not 0.8 at epoch 30): (0.9 + 0.95) / 2
+    assert mean_curve_epochs(runs, 0.975, True) == 50
+    assert mean_curve_epochs(runs, 0.99, True) is None  # a study that ended keeps its final best: never
+    assert mean_curve_epochs(runs, 0.85, False) == 20  # minimised: the lowest so far, (0.9 + 0.7) / 2 <= 0.85
+    assert mean_curve_epochs(runs, 0.75, False) == 30  # (0.8 + 0.7) / 2
