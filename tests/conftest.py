@@ -1,13 +1,15 @@
-"""Fixtures shared by every test folder: a benchmark script run end to end (the benchmarks' smoke tests), and a
-child process that a test can interrupt with SIGINT."""
+"""Fixtures shared by every test folder: a benchmark script run end to end or imported (the benchmarks' smoke tests),
+and a child process that a test can interrupt with SIGINT."""
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +27,22 @@ def _run_benchmark(script: str, *args: str, timeout: float = 120) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def _load_benchmark(script: str) -> ModuleType:
+    name = Path(script).stem
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """``load_benchmark("name.py")``: the benchmark script imported as a module, to call its functions in-process."""
+    return _load_benchmark
 
 
 @pytest.fixture

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("operator_scale", ROOT / "benchmarks" / "operator_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.timeout(120)
-def test_operator_scale_benchmark_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _load().main(["--jobs", "20", "--relaunch-jobs", "3", "--json"]) == 0
+def test_operator_scale_benchmark_runs_small(
+    capsys: pytest.CaptureFixture[str], load_benchmark: Callable[[str], ModuleType]
+) -> None:
+    assert load_benchmark("operator_scale.py").main(["--jobs", "20", "--relaunch-jobs", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     for key in (
         "raw_creates_per_s",

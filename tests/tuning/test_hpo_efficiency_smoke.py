@@ -5,15 +5,10 @@ A subprocess keeps the benchmark's ``torch.set_num_threads(1)`` out of this test
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[2]
 
 STRATEGIES = ["random", "tpe", "tpe+hyperband", "tpe+successiveHalving"]
 PRUNING = {"tpe+hyperband", "tpe+successiveHalving"}
@@ -87,21 +82,14 @@ def test_a_subset_of_strategies_runs_with_more_tpe_options(run_benchmark: Callab
     assert report["settings"]["tpe_options"] == {"n_startup_trials": 1, "constant_liar": True, "multivariate": True}
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hpo_efficiency", ROOT / "benchmarks" / "hpo_efficiency.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(seed: int, *completions: tuple[int, float]) -> dict[str, Any]:
     return {"seed": seed, "completions": [{"epochs_so_far": e, "value": v} for e, v in completions]}
 
 
-def test_the_mean_curve_starts_once_every_seed_has_a_completion_and_keeps_each_seeds_best() -> None:
-    mean_curve_epochs = _load().mean_curve_epochs
+def test_the_mean_curve_starts_once_every_seed_has_a_completion_and_keeps_each_seeds_best(
+    load_benchmark: Callable[[str], ModuleType],
+) -> None:
+    mean_curve_epochs = load_benchmark("hpo_efficiency.py").mean_curve_epochs
     runs = [_run(0, (10, 0.9), (30, 0.8), (50, 1.0)), _run(1, (20, 0.7), (40, 0.95))]
     assert mean_curve_epochs(runs, 0.8, True) == 20  # (0.9 + 0.7) / 2 = 0.8 once seed 1 has its first
     assert mean_curve_epochs(runs, 0.9, True) == 40  # seed 0 keeps 0.9 (not 0.8 at epoch 30): (0.9 + 0.95) / 2
