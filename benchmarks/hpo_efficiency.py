@@ -253,9 +253,9 @@ class InProcessChild:
         )
 
 
-def reaches(value: float, target: float, maximize: bool) -> bool:
-    """Whether ``value`` is at least as good as ``target`` (ties count)."""
-    return value >= target if maximize else value <= target
+def reaches(value: float, target: float, maximize: bool, slack: float = 0.0) -> bool:
+    """Whether ``value`` is at least as good as ``target`` (ties count; ``slack`` forgives a mean's rounding)."""
+    return value >= target - slack if maximize else value <= target + slack
 
 
 @dataclass
@@ -275,17 +275,14 @@ class RunResult:
     wall_s: float = 0.0
     maximize: bool = True
 
-    def _better_or_equal(self, value: float, target: float) -> bool:
-        return reaches(value, target, self.maximize)
-
     @property
     def best(self) -> float | None:
         values = [c.value for c in self.completions]
         return (max if self.maximize else min)(values) if values else None
 
-    def epochs_to(self, target: float) -> int | None:
-        """Epochs trained until the first completed trial at least as good as ``target``; None if none reached it."""
-        return next((c.epochs_so_far for c in self.completions if self._better_or_equal(c.value, target)), None)
+    def first_reaching(self, target: float) -> Completion | None:
+        """The first completed trial at least as good as ``target``; None if none reached it."""
+        return next((c for c in self.completions if reaches(c.value, target, self.maximize)), None)
 
 
 class InProcessStudy:
@@ -404,20 +401,24 @@ def mean_curve_epochs(runs: Sequence[Mapping[str, Any]], target: float, maximize
     pick = max if maximize else min
     for epochs, seed, value in events:
         best[seed] = pick(best.get(seed, value), value)
-        if len(best) == len(seeds):
-            mean = statistics.fmean(best.values())
-            if (mean >= target - 1e-12) if maximize else (mean <= target + 1e-12):
-                return int(epochs)
+        if len(best) == len(seeds) and reaches(statistics.fmean(best.values()), target, maximize, slack=1e-12):
+            return int(epochs)
     return None
 
 
 def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -> dict[str, Any]:
     """The JSON report: per run, per strategy (means over seeds, ratio to random search), and the goal."""
     baseline = {r.seed: r for r in results if r.strategy == BASELINE}
+    # Seeds on which random search's target came from a trial that TPE's random start draws too (same seed): every
+    # TPE strategy then trains that very trial early, and no pruner can reach the target much sooner than random.
+    shared_start: list[int] = []
     runs: list[dict[str, Any]] = []
     for result in results:
         target = baseline[result.seed].best
-        reached = None if target is None else result.epochs_to(target)
+        first = None if target is None else result.first_reaching(target)
+        reached = None if first is None else first.epochs_so_far
+        if result.strategy == BASELINE and first is not None and first.number < settings.n_startup_trials:
+            shared_start.append(result.seed)
         runs.append(
             {
                 "strategy": result.strategy,
@@ -432,6 +433,9 @@ def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -
                 "wall_s": round(result.wall_s, 2),
             }
         )
+    # The averaged-curve view: random search's mean final best, and the epochs each mean curve needs to reach it.
+    finals = [r.best for r in baseline.values() if r.best is not None]
+    curve_target = statistics.fmean(finals) if finals else None
     strategies: list[dict[str, Any]] = []
     for strategy in settings.chosen:
         mine = [run for run in runs if run["strategy"] == strategy.name]
@@ -450,6 +454,9 @@ def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -
                     for key in ("total", "complete", "pruned", "fail")
                 },
                 "wall_s": round(sum(run["wall_s"] for run in mine), 2),
+                "mean_curve_epochs": (
+                    None if curve_target is None else mean_curve_epochs(mine, curve_target, settings.maximize)
+                ),
             }
         )
     base = next(s for s in strategies if s["strategy"] == BASELINE)["mean_epochs_to_target"]
@@ -461,28 +468,10 @@ def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -
             for run in runs
             if run["strategy"] == entry["strategy"]
         ]
-    # The averaged-curve view: random search's mean final best, and the epochs each mean curve needs to reach it.
-    finals = [run["best"] for run in runs if run["strategy"] == BASELINE and run["best"] is not None]
-    curve_target = statistics.fmean(finals) if finals else None
-    for entry in strategies:
-        mine = [run for run in runs if run["strategy"] == entry["strategy"]]
-        entry["mean_curve_epochs"] = (
-            None if curve_target is None else mean_curve_epochs(mine, curve_target, settings.maximize)
-        )
     curve_base = strategies[0]["mean_curve_epochs"]
     for entry in strategies:
         mine_epochs = entry["mean_curve_epochs"]
         entry["mean_curve_ratio"] = mine_epochs / curve_base if mine_epochs is not None and curve_base else None
-    # Seeds on which random search's target came from a trial that TPE's random start draws too (same seed): every
-    # TPE strategy then trains that very trial early, and no pruner can reach the target much sooner than random.
-    shared_start = sorted(
-        run["seed"]
-        for run in runs
-        if run["strategy"] == BASELINE
-        and run["target"] is not None
-        and next(c["number"] for c in run["completions"] if reaches(c["value"], run["target"], settings.maximize))
-        < settings.n_startup_trials
-    )
     goal = next(s for s in strategies if s["strategy"] == GOAL_STRATEGY)
     return {
         "benchmark": "hpo_efficiency",
@@ -503,7 +492,7 @@ def summarise(settings: Settings, results: Sequence[RunResult], wall_s: float) -
         "strategies": strategies,
         "runs": runs,
         "mean_curve_target": curve_target,
-        "target_in_shared_start": shared_start,
+        "target_in_shared_start": sorted(shared_start),
         "goal": {
             "strategy": GOAL_STRATEGY,
             "max_ratio": GOAL_RATIO,
