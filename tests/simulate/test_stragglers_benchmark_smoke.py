@@ -1,6 +1,6 @@
 """benchmarks/stragglers.py runs end to end: ``--quick --step-time 0.02 --output json`` in a subprocess (three tiny
 real studies, one per policy, then the fit and the simulator's prediction); the report's shape only, no timing or
-goal asserts."""
+goal asserts; and which policies ``--policies`` runs."""
 
 from __future__ import annotations
 
@@ -71,3 +71,25 @@ def test_quick_run_reports_every_policy_measured_and_predicted(run_benchmark: Ca
     assert goals["adaptive_makespan"]["max"] == 0.7 and goals["adaptive_compute"]["max"] == 1.05
     assert goals["prediction"]["tolerance"] == 0.1
     assert all(isinstance(goal["met"], bool) for goal in goals.values())
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], POLICIES),
+        (["--policies", "adaptive"], ["none", "adaptive"]),
+        (["--policies", "migrate", "spark"], POLICIES),  # the benchmark's order, whatever the command line's
+        (["--policies", "migrate"], ["none", "adaptive", "migrate"]),  # none and adaptive: the goals' terms
+    ],
+)
+def test_policies_option_always_keeps_none_and_adaptive(
+    load_benchmark: Callable[[str], Any], argv: list[str], expected: list[str]
+) -> None:
+    settings, output = load_benchmark("stragglers.py").parse_settings(["--step-time", "0.08", *argv])
+    assert list(settings.policies) == expected and output == "table"
+    assert (settings.epochs, settings.depth, settings.width) == (8, 1, 64)
+
+
+def test_policies_option_rejects_an_unknown_policy(load_benchmark: Callable[[str], Any]) -> None:
+    with pytest.raises(SystemExit):
+        load_benchmark("stragglers.py").parse_settings(["--policies", "late"])
