@@ -56,6 +56,8 @@ printed. What the online ``adaptive`` policy itself fits on the raw durations
     python benchmarks/stragglers.py --chaos-seeds 0 1 2   # average three seeds (three times as long)
     python benchmarks/stragglers.py --step-time 0.08 --chaos-seeds 0 1 2   # accelerator-bound trials, emulated
     python benchmarks/stragglers.py --quick --output json # tiny (the smoke test's): 3 trials, 2 at a time
+    python benchmarks/stragglers.py --step-time 0.08 --chaos-seeds 0 1 2 --predict shiftedpareto:4.97,25.5,2.13
+                                                          # no studies: the prediction for a given fit alone
     python benchmarks/stragglers.py --step-time 0.08 --chaos-seeds 0 1 2 --policies adaptive --adaptive-copies 1
                                                           # none and adaptive only, every slot allowed to race
 
@@ -89,8 +91,9 @@ POLICIES = ("none", "spark", "adaptive", "migrate")
 # No hedged launches here: every racing copy is a process start (about 10 CPU-seconds on this 2-core machine), and a
 # study with adaptive at maxCopiesFraction 1 (every slot may race) measured 0.946x makespan / 1.219x compute against
 # a prediction of 0.774x on 2026-12-07: bursts of copies starting together took 10 to 30 s each to their first step,
-# a contention the simulator's fixed restartSeconds does not model (``--adaptive-copies 1`` runs it so). On a cluster
-# each copy starts on its own node.
+# a contention the simulator's fixed restartSeconds does not model (``--adaptive-copies 1`` runs it so); with warm
+# spares for the copies, 0.868x / 1.096x against 0.772x / 1.023x (2026-12-08). On a cluster each copy starts on its
+# own node.
 POLICY_OPTIONS: dict[str, dict[str, Any]] = {
     "migrate": {"restartSeconds": 2.5},
     "adaptive": {"restartSeconds": 2.5},
@@ -566,8 +569,8 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, str]:
-    """The settings the command line asks for, and the output format."""
+def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, str, Fit | None]:
+    """The settings the command line asks for, the output format, and the fit to predict for alone (``--predict``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="tiny: 3 trials, 2 at a time, 1 epoch")
     parser.add_argument("--trials", type=int, help="trials per study (default 16)")
@@ -599,8 +602,19 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, str]:
         choices=POLICIES,
         help="the policies to run (default: all); none and adaptive always run, the goals compare them",
     )
+    parser.add_argument(
+        "--predict",
+        metavar="shiftedpareto:SHIFT,XM,ALPHA",
+        help="run no studies: print the simulator's prediction of each policy's ratios for this fitted task time",
+    )
     parser.add_argument("--output", choices=("table", "json"), default="table")
     args = parser.parse_args(argv)
+    given = None
+    if args.predict is not None:
+        try:
+            given = parse_fit(args.predict)
+        except ValueError as error:
+            parser.error(f"--predict: {error}")
     base = QUICK if args.quick else Settings()
     emulated = args.step_time > 0
     settings = Settings(
@@ -618,11 +632,46 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, str]:
         policies=tuple(p for p in POLICIES if p in {"none", "adaptive", *(args.policies or POLICIES)}),
         quick=base.quick,
     )
-    return settings, args.output
+    return settings, args.output, given
+
+
+def parse_fit(text: str) -> Fit:
+    """``shiftedpareto:SHIFT,XM,ALPHA`` (what the report's ``fit.dist`` says) as a :class:`Fit`."""
+    family, _, values = text.partition(":")
+    parts = values.split(",")
+    if family != "shiftedpareto" or len(parts) != 3:
+        raise ValueError(f"expected shiftedpareto:SHIFT,XM,ALPHA, got {text!r}")
+    try:
+        shift, xm, alpha = (float(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"SHIFT, XM and ALPHA must be numbers, got {values!r}") from None
+    if not (shift >= 0 and xm > 0 and alpha > 0):
+        raise ValueError(f"need SHIFT >= 0, XM > 0 and ALPHA > 0, got {values!r}")
+    return Fit(shift, xm, alpha, durations=0)
+
+
+def prediction_table(settings: Settings, fit: Fit, predicted: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"{fit.dist}, {settings.trials} trials on {settings.parallel} slots, ratios over groups of "
+        f"{len(settings.chaos_seeds)} job(s) (kubetune simulate's ratio of means in brackets)",
+        "policy     makespan ratio      compute ratio",
+    ]
+    for policy, sim in predicted.items():
+        latency = _ratio(sim["mean_latency_s"], sim["baseline_latency_s"])
+        cost = _ratio(sim["mean_cost_s"], sim["baseline_cost_s"])
+        lines.append(
+            f"{policy:<10} {sim['expected_latency_ratio']:.3f} ({_f(latency)})      "
+            f"{sim['expected_cost_ratio']:.3f} ({_f(cost)})"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, output = parse_settings(argv)
+    settings, output, given = parse_settings(argv)
+    if given is not None:
+        predicted = predict(settings, given)
+        print(json.dumps(predicted, indent=2) if output == "json" else prediction_table(settings, given, predicted))
+        return 0
     began = time.perf_counter()
     # Warm the page cache (python, torch, the data set) so that the first policy's trials do not start slower.
     subprocess.run([sys.executable, "-c", WARM_UP], check=False, capture_output=True)

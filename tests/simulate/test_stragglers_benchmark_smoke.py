@@ -85,11 +85,41 @@ def test_quick_run_reports_every_policy_measured_and_predicted(run_benchmark: Ca
 def test_policies_option_always_keeps_none_and_adaptive(
     load_benchmark: Callable[[str], Any], argv: list[str], expected: list[str]
 ) -> None:
-    settings, output = load_benchmark("stragglers.py").parse_settings(["--step-time", "0.08", *argv])
-    assert list(settings.policies) == expected and output == "table"
+    settings, output, given = load_benchmark("stragglers.py").parse_settings(["--step-time", "0.08", *argv])
+    assert list(settings.policies) == expected and output == "table" and given is None
     assert (settings.epochs, settings.depth, settings.width) == (8, 1, 64)
 
 
 def test_policies_option_rejects_an_unknown_policy(load_benchmark: Callable[[str], Any]) -> None:
     with pytest.raises(SystemExit):
         load_benchmark("stragglers.py").parse_settings(["--policies", "late"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["pareto:1,2", "shiftedpareto:1,2", "shiftedpareto:1,2,x", "shiftedpareto:-1,2,2", "shiftedpareto:1,0,2"],
+)
+def test_predict_option_names_what_is_wrong(load_benchmark: Callable[[str], Any], text: str) -> None:
+    with pytest.raises(SystemExit):
+        load_benchmark("stragglers.py").parse_settings(["--predict", text])
+    with pytest.raises(ValueError, match=r"shiftedpareto|SHIFT"):
+        load_benchmark("stragglers.py").parse_fit(text)
+
+
+def test_predict_option_runs_no_study_and_predicts_every_policy(
+    load_benchmark: Callable[[str], Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load_benchmark("stragglers.py")
+    argv = ["--quick", "--jobs", "200", "--per-job-jobs", "3", "--chaos-seeds", "0", "1"]
+    assert bench.main([*argv, "--predict", "shiftedpareto:0.5,2,1.5", "--output", "json"]) == 0
+    predicted: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert list(predicted) == POLICIES
+    assert predicted["none"]["expected_latency_ratio"] == pytest.approx(1.0)
+    assert [predicted[p]["jobs"] for p in POLICIES] == [200, 200, 3, 200]
+    for sim in predicted.values():
+        assert sim["mean_latency_s"] > 0.5 * 3 / 2 and sim["baseline_latency_s"] > 0  # 3 tasks on 2 slots
+        assert sim["expected_cost_ratio"] > 0
+    assert bench.main([*argv, "--policies", "adaptive", "--predict", "shiftedpareto:0.5,2,1.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("shiftedpareto:0.5,2,1.5, 3 trials on 2 slots, ratios over groups of 2 job(s)")
+    assert [line.split()[0] for line in lines[2:]] == ["none", "adaptive"]
