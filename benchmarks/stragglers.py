@@ -636,18 +636,14 @@ def parse_settings(argv: Sequence[str] | None = None) -> tuple[Settings, str, Fi
 
 
 def parse_fit(text: str) -> Fit:
-    """``shiftedpareto:SHIFT,XM,ALPHA`` (what the report's ``fit.dist`` says) as a :class:`Fit`."""
-    family, _, values = text.partition(":")
-    parts = values.split(",")
-    if family != "shiftedpareto" or len(parts) != 3:
-        raise ValueError(f"expected shiftedpareto:SHIFT,XM,ALPHA, got {text!r}")
-    try:
-        shift, xm, alpha = (float(part) for part in parts)
-    except ValueError:
-        raise ValueError(f"SHIFT, XM and ALPHA must be numbers, got {values!r}") from None
-    if not (shift >= 0 and xm > 0 and alpha > 0):
-        raise ValueError(f"need SHIFT >= 0, XM > 0 and ALPHA > 0, got {values!r}")
-    return Fit(shift, xm, alpha, durations=0)
+    """``shiftedpareto:SHIFT,XM,ALPHA`` (what the report's ``fit.dist`` says) as a :class:`Fit`, parsed and checked by
+    ``kubetune simulate``'s own parser (its error names the bad part)."""
+    from kubetune.simulate.distributions import ShiftedPareto, parse_distribution
+
+    dist = parse_distribution(text)
+    if not isinstance(dist, ShiftedPareto):
+        raise ValueError(f"expected shiftedpareto:SHIFT,XM,ALPHA (the fit's form), got {text!r}")
+    return Fit(dist.shift, dist.xm, dist.alpha, durations=0)
 
 
 def prediction_table(settings: Settings, fit: Fit, predicted: dict[str, dict[str, float]]) -> str:
