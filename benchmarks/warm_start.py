@@ -1,12 +1,13 @@
-"""Warm trainer processes vs cold ones: the same local study with ``kubetune run --warm 0`` and with the default pool.
+"""Forked, warm and cold trainer processes: the same local study with each ``kubetune run --start-method``.
 
 Runs one study (default ``examples/digits-tune.yaml``, the README's main study: a CNN on digits, 20 trials, 2 at a
-time, TPE + Hyperband) twice with ``kubetune run --output json``, each in its own temporary directory: cold (every
-worker a fresh ``python -m kubetune_trainer`` process) and warm (the default for a study: as many warm processes as
-trials run at once, see :mod:`kubetune.local.warm`). Prints for each: the wall time of the whole command, each
-worker's start-up (from its log file's creation, when the runner starts it, to its first training step; the
-measure ``benchmarks/preemption.py`` uses for a restart) as median and mean, the CPU-seconds of the whole process
-tree, the trial count by state and the best value; then the ratios warm / cold.
+time, TPE + Hyperband) three times with ``kubetune run --output json``, each in its own temporary directory: cold
+(every worker a fresh ``python -m kubetune_trainer`` process), warm (as many warm processes as trials run at once,
+see :mod:`kubetune.local.warm`) and forkserver (the default on Linux: every worker forked from one loaded process,
+see :mod:`kubetune.local.forks`). Prints for each: the wall time of the whole command, each worker's start-up (from
+its log file's creation, when the runner starts it, to its first training step; the measure
+``benchmarks/preemption.py`` uses for a restart) as median and mean, the CPU-seconds of the whole process tree, the
+trial count by state and the best value; then the ratios of warm and forkserver to cold.
 
 The sampler's choices depend on which trials had finished when a trial was asked for, so the two studies need not
 sample the same trials; ``--sampler random --no-pruning`` makes them the same work (a timing-only comparison).
@@ -36,7 +37,8 @@ import yaml
 from preemption import restart_times
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits-tune.yaml"
-MODES = {"cold": ["--warm", "0"], "warm": []}
+MODES = {method: ["--start-method", method] for method in ("cold", "warm", "forkserver")}
+MEASURES = ("wall_s", "startup_median_s", "startup_mean_s", "cpu_s")
 
 
 def manifest(
@@ -105,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     doc = manifest(args.file, args.trials, args.sampler, not args.no_pruning, args.epochs)
     results = {mode: run(doc, mode) for mode in MODES}
-    cold, warm = results["cold"], results["warm"]
-    ratios = {key: _ratio(warm[key], cold[key]) for key in ("wall_s", "startup_median_s", "startup_mean_s", "cpu_s")}
-    report = {"file": str(args.file), "runs": [cold, warm], "ratios_warm_over_cold": ratios}
+    cold = results["cold"]
+    ratios = {
+        mode: {key: _ratio(r[key], cold[key]) for key in MEASURES} for mode, r in results.items() if mode != "cold"
+    }
+    report = {"file": str(args.file), "runs": list(results.values()), "ratios_over_cold": ratios}
     if args.output == "json":
         print(json.dumps(report, indent=2))
         return 0
@@ -117,15 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| mode | wall s | worker start-up s (median / mean) | workers | CPU s | trials | best |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in (cold, warm):
+    for r in results.values():
         print(
             f"| {r['mode']} | {r['wall_s']} | {r['startup_median_s']} / {r['startup_mean_s']} | {r['workers']} | "
             f"{r['cpu_s']} | {r['trials']} | {r['best']} |"
         )
-    print(
-        f"warm / cold: wall {ratios['wall_s']}x, start-up {ratios['startup_median_s']}x (median) "
-        f"{ratios['startup_mean_s']}x (mean), CPU {ratios['cpu_s']}x"
-    )
+    for mode, ratio in ratios.items():
+        print(
+            f"{mode} / cold: wall {ratio['wall_s']}x, start-up {ratio['startup_median_s']}x (median) "
+            f"{ratio['startup_mean_s']}x (mean), CPU {ratio['cpu_s']}x"
+        )
     return 0
 
 

@@ -26,10 +26,11 @@ from kubetune.api.crd import crd_text
 from kubetune.simulate import cli as simulate_cli
 
 if TYPE_CHECKING:
+    from kubetune.local.processes import LoadedWorkers
     from kubetune.local.runner import RunOptions
-    from kubetune.local.warm import WarmPool
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+START_METHODS = ("forkserver", "warm", "cold")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,13 +78,22 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a worker gets to checkpoint after SIGTERM before it is killed (default 30)",
     )
     run.add_argument(
+        "--start-method",
+        choices=START_METHODS,
+        default=None,
+        help="how built-in workers start: forked from one process that has loaded the trainer (forkserver, the "
+        "default on Linux), handed to processes loaded ahead (warm, the default elsewhere for a study), or as fresh "
+        "processes (cold, the default elsewhere for a single job)",
+    )
+    run.add_argument(
         "--warm",
         type=int,
         default=None,
         metavar="N",
-        help="keep N built-in trainer processes started ahead (torch imported) to start workers from; 0: none "
-        "(default: a study's parallel trials x workers per trial, times 2 under a straggler policy (1 + hedge for "
-        "migrate, 1 + replicas for singleFork and timeout), 0 for a single job)",
+        help="with --start-method warm (implied): keep N built-in trainer processes started ahead (torch imported) "
+        "to start workers from; 0: none, as --start-method cold (default: a study's parallel trials x workers per "
+        "trial, times 2 under a straggler policy (1 + hedge for migrate, 1 + replicas for singleFork and timeout), "
+        "0 for a single job)",
     )
 
     validate = commands.add_parser("validate", help="check TrainingJob files; exit 2 with one line per problem")
@@ -217,6 +227,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.warm is not None and args.warm < 0:
         print(f"--warm: must be >= 0, got {args.warm}", file=sys.stderr)
         return EXIT_USAGE
+    method = _start_method(args.start_method, args.warm)
+    if method is None:
+        return EXIT_USAGE
     options = RunOptions(
         workdir=args.workdir,
         tracking_uri=args.tracking_uri,
@@ -233,21 +246,47 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"{args.file}: {error}", file=sys.stderr)
             return EXIT_USAGE
-    with _warm_pool(job, args.warm) as pool:
+    with _loaded_workers(job, method, args.warm) as pool:
         return _run_job(args, job, dataclasses.replace(options, pool=pool), err)
 
 
+def _start_method(asked: str | None, warm: int | None) -> str | None:
+    """The start method ``kubetune run`` uses (None after printing a usage error): ``--warm N`` implies ``warm``
+    (``cold`` for 0); otherwise the fork server where this machine can fork workers."""
+    from kubetune.local import forks
+
+    if warm is not None:
+        if asked not in (None, "warm", "cold"):
+            print(f"--warm: counts warm processes, not valid with --start-method {asked}", file=sys.stderr)
+            return None
+        return asked or ("warm" if warm > 0 else "cold")
+    if asked == "forkserver" and not forks.available():
+        print("--start-method forkserver: needs Linux (a child subreaper); use warm or cold", file=sys.stderr)
+        return None
+    return asked or ("forkserver" if forks.available() else "auto")
+
+
 @contextlib.contextmanager
-def _warm_pool(job: TrainingJob, size: int | None) -> Iterator[WarmPool | None]:
-    """The pool of warm trainer processes for ``kubetune run`` (None for a bring-your-own trainer or size 0)."""
+def _loaded_workers(job: TrainingJob, method: str, size: int | None) -> Iterator[LoadedWorkers | None]:
+    """Where ``kubetune run``'s built-in workers start from (None: cold, and always for a bring-your-own trainer):
+    the fork server, or warm processes (``auto``: for a study only, as many as :func:`warm_processes` says)."""
     from kubetune.local.warm import WarmPool, preloads
 
+    if not job.spec.trainer.builtin or method == "cold":
+        yield None
+        return
+    if method == "forkserver":
+        from kubetune.local.forks import ForkServer
+
+        with ForkServer(preloads(job)) as server:
+            yield server
+        return
     first = None
     if size is None:
         from kubetune.local.study import warm_processes
 
         size, first = warm_processes(job) if job.spec.tuning is not None else (0, 0)
-    if size == 0 or not job.spec.trainer.builtin:
+    if size == 0:
         yield None
         return
     with WarmPool(size, first=first, preload=preloads(job)) as pool:

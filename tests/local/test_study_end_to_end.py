@@ -18,12 +18,15 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
+SLOW_STEPS = {"KUBETUNE_STEP_DELAY": "shiftedexp:1,1e9,0.03"}
 STUDY: dict[str, Any] = {
     "apiVersion": "kubetune.dev/v1alpha1",
     "kind": "TrainingJob",
     "metadata": {"name": "small-study"},
     "spec": {
-        # A small CNN: epochs long enough (about a second) that the controller sees every epoch's metric.
+        # A small CNN whose steps are stretched (SLOW_STEPS: 30 ms a step, about a second an epoch) so that the
+        # controller sees every epoch's metric before the trial ends; unstretched, a forked trial's epoch takes
+        # about 0.3 s and a tiny-learning-rate trial can finish between two looks.
         "trainer": {"model": {"family": "cnn", "depth": 1, "width": 8}, "dataset": "digits"},
         "hyperparameters": {"epochs": 3, "batchSize": 64, "seed": 0},
         "checkpoint": {"everySteps": 0},
@@ -49,8 +52,11 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "study.yaml") -> Path
     return path
 
 
-def kubetune(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def kubetune(
+    *args: str, cwd: Path, timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default: ./mlflow.db in cwd
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "kubetune.cli", *args],
         cwd=cwd,
@@ -73,7 +79,7 @@ def nested_runs(cwd: Path, parent: str) -> list[dict[str, Any]]:
 
 
 def test_a_small_study_runs_prunes_and_logs_parent_and_nested_runs(tmp_path: Path) -> None:
-    done = kubetune("run", str(write(tmp_path, STUDY)), "--output", "json", cwd=tmp_path)
+    done = kubetune("run", str(write(tmp_path, STUDY)), "--output", "json", cwd=tmp_path, extra_env=SLOW_STEPS)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["phase"] == "Succeeded" and result["reason"] == "MaxTrialsReached"

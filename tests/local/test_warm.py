@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 import torch
 from kubetune.api import parse
-from kubetune.local.runner import LocalRunner, RunOptions
 from kubetune.local.study import warm_processes
 from kubetune.local.warm import WarmPool, preloads
-from kubetune_trainer.preemption import PREEMPTED_EXIT_CODE
 from kubetune_trainer.warm import HandOverError, limit_threads, parse_hand_over
 
 
@@ -151,57 +149,6 @@ def test_a_closed_pool_gives_nothing(tmp_path: Path) -> None:
     pool = WarmPool(1)
     pool.close()
     assert pool.take(dict(os.environ), tmp_path / "log.txt") is None
-
-
-def test_a_warm_worker_trains_exactly_like_a_cold_one(tmp_path: Path) -> None:
-    cold = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "cold")).run()
-    with WarmPool(1) as pool:
-        warm = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "warm", pool=pool)).run()
-        assert pool.handed == 1
-        assert filled(pool, 1)  # replaced once the handed process had loaded
-    assert cold["phase"] == warm["phase"] == "Succeeded"
-    assert warm["metrics"] == cold["metrics"]  # same seed, same environment: the same numbers
-
-    def losses(run_dir: Path) -> dict[int, float]:  # heartbeats are rate-limited by time: compare common steps
-        return {r["step"]: r["metrics"]["train_loss"] for r in records(run_dir, "same-w0-a0") if r["metrics"]}
-
-    cold_losses, warm_losses = losses(tmp_path / "cold" / "same"), losses(tmp_path / "warm" / "same")
-    common = cold_losses.keys() & warm_losses.keys()
-    assert common and all(cold_losses[step] == warm_losses[step] for step in common)
-
-
-def test_a_warm_worker_writes_its_log_and_checkpoints_on_sigterm(tmp_path: Path) -> None:
-    slow = job("slow", hyperparameters={"steps": 2000})
-    with WarmPool(1) as pool:
-        delay = {"KUBETUNE_STEP_DELAY": "shiftedexp:1,1e9,0.01"}  # 10 ms a step: time to see it run
-        runner = LocalRunner(slow, RunOptions(workdir=tmp_path, pool=pool, extra_env=delay))
-        runner.begin()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            runner.tick()
-            beat = runner.workers["slow-w0-a0"].heartbeats.latest if runner.workers else None
-            if beat is not None and beat.step >= 20:
-                break
-            time.sleep(0.2)
-        worker = runner.workers["slow-w0-a0"]
-        worker.stop()
-        assert worker.process.wait(timeout=30) == PREEMPTED_EXIT_CODE
-        result = json.loads(worker.result_path.read_text())
-        runner.shutdown()
-        runner.finish()
-    assert pool.handed == 1
-    assert result["outcome"] == "preempted" and result["step"] >= 20
-    assert (tmp_path / "slow" / "checkpoints" / f"step-{result['step']:08d}").is_dir()
-
-
-def test_a_bring_your_own_trainer_never_starts_warm(tmp_path: Path) -> None:
-    script = tmp_path / "train.py"
-    script.write_text("import kubetune_trainer\nkubetune_trainer.write_result('succeeded')\n")
-    own = job("own", trainer={"image": "example.com/own:1", "command": [sys.executable, str(script)]})
-    with WarmPool(1) as pool:
-        result = LocalRunner(own, RunOptions(workdir=tmp_path, pool=pool)).run()
-        assert pool.handed == 0
-    assert result["phase"] == "Succeeded"
 
 
 def test_a_warm_process_loads_what_its_job_will_import() -> None:

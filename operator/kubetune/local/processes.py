@@ -20,12 +20,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from kubetune.core import Heartbeat, Result, WorkerObservation
-
-if TYPE_CHECKING:
-    from kubetune.local.warm import WarmPool
 
 _PR_SET_PDEATHSIG = 1
 
@@ -36,6 +33,32 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+class WorkerHandle(Protocol):
+    """What the runner needs of a worker process: a ``subprocess.Popen``, or a forked one (``forks.ForkedProcess``).
+    Its pid is its process group's (signals go to the group)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class LoadedWorkers(Protocol):
+    """Where built-in workers start from processes that have already loaded the trainer: a fork server
+    (``forks.ForkServer``) or a pool of warm processes (``warm.WarmPool``)."""
+
+    handed: int  # workers started from it
+
+    def take(self, env: Mapping[str, str], log: Path) -> WorkerHandle | None:
+        """A worker with environment ``env`` (the whole of it) writing to ``log``; None: start it cold."""
+        ...
+
+    def fill(self) -> None:
+        """Called on every tick of a runner: get ready for the next take."""
+        ...
 
 
 @dataclass
@@ -91,7 +114,7 @@ class WorkerProcess:
     name: str
     rank: int
     attempt: int
-    process: subprocess.Popen[bytes]
+    process: WorkerHandle
     directory: Path
     log: IO[bytes]
     heartbeats: HeartbeatReader
@@ -156,7 +179,7 @@ class WorkerProcess:
             self.log.close()
 
 
-def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+def _signal_group(process: WorkerHandle, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
 
@@ -177,15 +200,15 @@ def start_worker(
     env: Mapping[str, str],
     directory: Path,
     progress_path: Path,
-    pool: WarmPool | None = None,
+    pool: LoadedWorkers | None = None,
 ) -> WorkerProcess:
     """Start one worker process in its own session, its output going to ``directory/log.txt``; with ``pool`` (the
-    command must then be the built-in trainer's), a warm process of the pool becomes the worker if it has one."""
+    command must then be the built-in trainer's), the worker is forked or handed to a warm process if it can be."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "result.json").unlink(missing_ok=True)
     log = (directory / "log.txt").open("ab")
     full_env = {**os.environ, **env}
-    process = pool.take(full_env, directory / "log.txt") if pool is not None else None
+    process: WorkerHandle | None = pool.take(full_env, directory / "log.txt") if pool is not None else None
     if process is None:
         process = subprocess.Popen(
             list(command),

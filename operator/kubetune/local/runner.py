@@ -32,8 +32,7 @@ from kubetune.api import TrainingJob
 from kubetune.core import CreateWorker, DeleteWorker, Event, Observed, Plan, plan
 from kubetune.core.workerenv import Placement, worker_env
 from kubetune.local.chaos import Chaos
-from kubetune.local.processes import WorkerProcess, start_worker
-from kubetune.local.warm import WarmPool
+from kubetune.local.processes import LoadedWorkers, WorkerProcess, start_worker
 
 STATE_FILE = "state.json"
 
@@ -53,8 +52,9 @@ class RunOptions:
     chaos: Chaos | None = None
     # Price per CPU-hour and GPU-hour by capacity ({"cpu": {"spot": 0.01, "onDemand": 0.033}}), for status.cost.
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
-    # Warm built-in trainer processes to start workers from (``kubetune run --warm``); the caller owns and closes it.
-    pool: WarmPool | None = None
+    # Where built-in workers start from loaded processes (a fork server or warm processes: ``kubetune run
+    # --start-method``); the caller owns and closes it. None: every worker starts cold.
+    pool: LoadedWorkers | None = None
 
 
 def load_status(path: Path) -> dict[str, Any]:
