@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from kubetune import cli
-from kubetune.api import parse
 from kubetune.local import forks
 from kubetune.local.forks import MAX_RESTARTS, ForkServer
 from kubetune.local.runner import LocalRunner, RunOptions
 from kubetune_trainer.forkserver import parse_request
 from kubetune_trainer.warm import HandOverError
+
+from local.conftest import TinyJob
 
 pytestmark = pytest.mark.skipif(not forks.available(), reason="forking workers needs Linux")
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]  # a server that never says ready
@@ -71,19 +72,8 @@ def test_a_forked_worker_killed_by_a_signal_reports_it_as_popen_does(tmp_path: P
         assert worker.poll() == -signal.SIGKILL
 
 
-def test_closing_the_server_leaves_its_workers_running(tmp_path: Path) -> None:
-    slow = parse(
-        {
-            "apiVersion": "kubetune.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": "slow"},
-            "spec": {
-                "trainer": {"model": {"family": "mlp", "depth": 1, "width": 16}},
-                "hyperparameters": {"steps": 200},
-                "tracking": {"enabled": False},
-            },
-        }
-    )
+def test_closing_the_server_leaves_its_workers_running(tiny_job: TinyJob, tmp_path: Path) -> None:
+    slow = tiny_job("slow", hyperparameters={"steps": 200})
     delay = {"KUBETUNE_STEP_DELAY": "shiftedexp:1,1e9,0.01"}  # 10 ms a step
     server = ForkServer()
     runner = LocalRunner(slow, RunOptions(workdir=tmp_path, pool=server, extra_env=delay))

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubetune.api import parse
 from kubetune.local import forks
 from kubetune.local.forks import ForkServer
 from kubetune.local.processes import LoadedWorkers
 from kubetune.local.runner import LocalRunner, RunOptions
 from kubetune.local.warm import WarmPool
 from kubetune_trainer.preemption import PREEMPTED_EXIT_CODE
+
+from local.conftest import TinyJob
 
 linux_only = pytest.mark.skipif(not forks.available(), reason="forking workers needs Linux")
 KINDS: dict[str, Callable[[], AbstractContextManager[Any]]] = {
@@ -34,31 +35,16 @@ def loaded(request: pytest.FixtureRequest) -> Iterator[LoadedWorkers]:
         yield source
 
 
-def job(name: str, **spec: Any) -> Any:
-    return parse(
-        {
-            "apiVersion": "kubetune.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": name},
-            "spec": {
-                "trainer": {"model": {"family": "mlp", "depth": 1, "width": 16}},
-                "hyperparameters": {"steps": 30},
-                "checkpoint": {"everySteps": 10, "minIntervalSeconds": 0},
-                "tracking": {"enabled": False},
-                **spec,
-            },
-        }
-    )
-
-
 def records(run_dir: Path, worker: str) -> list[dict[str, Any]]:
     path = run_dir / "workers" / worker / "progress.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_a_worker_started_loaded_trains_exactly_like_a_cold_one(tmp_path: Path, loaded: LoadedWorkers) -> None:
-    cold = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "cold")).run()
-    warm = LocalRunner(job("same"), RunOptions(workdir=tmp_path / "loaded", pool=loaded)).run()
+def test_a_worker_started_loaded_trains_exactly_like_a_cold_one(
+    tiny_job: TinyJob, tmp_path: Path, loaded: LoadedWorkers
+) -> None:
+    cold = LocalRunner(tiny_job("same"), RunOptions(workdir=tmp_path / "cold")).run()
+    warm = LocalRunner(tiny_job("same"), RunOptions(workdir=tmp_path / "loaded", pool=loaded)).run()
     assert loaded.handed == 1
     assert cold["phase"] == warm["phase"] == "Succeeded"
     assert warm["metrics"] == cold["metrics"]  # same seed, same environment: the same numbers
@@ -72,9 +58,9 @@ def test_a_worker_started_loaded_trains_exactly_like_a_cold_one(tmp_path: Path, 
 
 
 def test_a_worker_started_loaded_writes_its_log_and_checkpoints_on_sigterm(
-    tmp_path: Path, loaded: LoadedWorkers
+    tiny_job: TinyJob, tmp_path: Path, loaded: LoadedWorkers
 ) -> None:
-    slow = job("slow", hyperparameters={"steps": 2000})
+    slow = tiny_job("slow", hyperparameters={"steps": 2000})
     delay = {"KUBETUNE_STEP_DELAY": "shiftedexp:1,1e9,0.01"}  # 10 ms a step: time to see it run
     runner = LocalRunner(slow, RunOptions(workdir=tmp_path, pool=loaded, extra_env=delay))
     runner.begin()
@@ -96,17 +82,17 @@ def test_a_worker_started_loaded_writes_its_log_and_checkpoints_on_sigterm(
     assert (tmp_path / "slow" / "checkpoints" / f"step-{result['step']:08d}").is_dir()
 
 
-def test_a_bring_your_own_trainer_never_starts_loaded(tmp_path: Path, loaded: LoadedWorkers) -> None:
+def test_a_bring_your_own_trainer_never_starts_loaded(tiny_job: TinyJob, tmp_path: Path, loaded: LoadedWorkers) -> None:
     script = tmp_path / "train.py"
     script.write_text("import kubetune_trainer\nkubetune_trainer.write_result('succeeded')\n")
-    own = job("own", trainer={"image": "example.com/own:1", "command": [sys.executable, str(script)]})
+    own = tiny_job("own", trainer={"image": "example.com/own:1", "command": [sys.executable, str(script)]})
     result = LocalRunner(own, RunOptions(workdir=tmp_path, pool=loaded)).run()
     assert loaded.handed == 0
     assert result["phase"] == "Succeeded"
 
 
-def test_a_data_parallel_job_starts_every_rank_loaded(tmp_path: Path, loaded: LoadedWorkers) -> None:
-    ddp = job("ddp", parallelism={"workers": 2})
+def test_a_data_parallel_job_starts_every_rank_loaded(tiny_job: TinyJob, tmp_path: Path, loaded: LoadedWorkers) -> None:
+    ddp = tiny_job("ddp", parallelism={"workers": 2})
     result = LocalRunner(ddp, RunOptions(workdir=tmp_path, pool=loaded)).run()
     assert result["phase"] == "Succeeded", result.get("message")
     assert loaded.handed >= 1  # the warm pool of one hands out one; the fork server forks both

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,32 +13,11 @@ from typing import Any
 
 import pytest
 import torch
-from kubetune.api import parse
 from kubetune.local.study import warm_processes
 from kubetune.local.warm import WarmPool, preloads
 from kubetune_trainer.warm import HandOverError, limit_threads, parse_hand_over
 
-
-def job(name: str, **spec: Any) -> Any:
-    return parse(
-        {
-            "apiVersion": "kubetune.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": name},
-            "spec": {
-                "trainer": {"model": {"family": "mlp", "depth": 1, "width": 16}},
-                "hyperparameters": {"steps": 30},
-                "checkpoint": {"everySteps": 10, "minIntervalSeconds": 0},
-                "tracking": {"enabled": False},
-                **spec,
-            },
-        }
-    )
-
-
-def records(run_dir: Path, worker: str) -> list[dict[str, Any]]:
-    path = run_dir / "workers" / worker / "progress.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from local.conftest import TinyJob
 
 
 @pytest.mark.parametrize(
@@ -129,9 +107,9 @@ STUDY = {
     ],
 )
 def test_a_study_keeps_a_warm_process_for_every_copy_its_straggler_policy_may_start_at_once(
-    stragglers: dict[str, Any], workers: int, expected: tuple[int, int]
+    tiny_job: TinyJob, stragglers: dict[str, Any], workers: int, expected: tuple[int, int]
 ) -> None:
-    study = job("tune", **STUDY, parallelism={"workers": workers}, resilience={"stragglers": stragglers})
+    study = tiny_job("tune", **STUDY, parallelism={"workers": workers}, resilience={"stragglers": stragglers})
     assert warm_processes(study, cores=4) == expected
 
 
@@ -151,13 +129,15 @@ def test_a_closed_pool_gives_nothing(tmp_path: Path) -> None:
     assert pool.take(dict(os.environ), tmp_path / "log.txt") is None
 
 
-def test_a_warm_process_loads_what_its_job_will_import() -> None:
-    assert preloads(job("plain")) == ("sklearn.datasets", "sklearn.model_selection")  # digits (the default)
-    synthetic = job("synthetic", trainer={"model": {"family": "mlp", "depth": 1, "width": 16}, "dataset": "synthetic"})
+def test_a_warm_process_loads_what_its_job_will_import(tiny_job: TinyJob) -> None:
+    assert preloads(tiny_job("plain")) == ("sklearn.datasets", "sklearn.model_selection")  # digits (the default)
+    synthetic = tiny_job(
+        "synthetic", trainer={"model": {"family": "mlp", "depth": 1, "width": 16}, "dataset": "synthetic"}
+    )
     assert preloads(synthetic) == ()
-    tracked = job("tracked", tracking={"enabled": True})
+    tracked = tiny_job("tracked", tracking={"enabled": True})
     assert "mlflow" in preloads(tracked)
-    own = job("own", trainer={"image": "example.com/own:1", "command": ["train"]}, tracking={"enabled": True})
+    own = tiny_job("own", trainer={"image": "example.com/own:1", "command": ["train"]}, tracking={"enabled": True})
     assert preloads(own) == ("mlflow",)
 
 
