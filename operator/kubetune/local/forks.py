@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubetune.local.processes import die_with_parent
+from kubetune.local.processes import start_loader
 
 FORK_COMMAND = (sys.executable, "-m", "kubetune_trainer.forkserver")
 READY_SECONDS = 300.0  # a worker's start waits this long for the server to load, then starts cold
@@ -40,8 +40,6 @@ REPLY_SECONDS = 30.0  # a fork takes milliseconds; no reply in this long: the se
 MAX_RESTARTS = 3  # a server that keeps dying is not restarted again: workers start cold
 END_SECONDS = 2.0  # a server told to end (end of input) gets this long before it is killed
 LOST_EXIT_CODE = 255  # the exit code of a forked worker whose status could not be read (reaped by someone else)
-# While loading and serving, the server runs one thread per pool: OpenMP and OpenBLAS size their pools when loaded.
-_SERVING_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
@@ -133,15 +131,7 @@ class ForkServer:
         self.server: subprocess.Popen[bytes] | None = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            self.command,
-            env={**os.environ, **_SERVING_ENV},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        process = start_loader(self.command)
         self._loaded = False
         self._pending = b""
         return process

@@ -25,6 +25,9 @@ from typing import IO, Any, Protocol
 from kubetune.core import Heartbeat, Result, WorkerObservation
 
 _PR_SET_PDEATHSIG = 1
+# While it loads and waits, a process that loads the trainer ahead of workers runs one thread per pool: OpenMP and
+# OpenBLAS size their pools from these when loaded (a worker's own count is set when it becomes one).
+_LOADER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -190,6 +193,21 @@ def _read_result(path: Path) -> Result | None:
     except (OSError, ValueError):
         return None
     return Result.from_dict(data) if isinstance(data, dict) else None
+
+
+def start_loader(command: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a process that loads the built-in trainer ahead of its workers (a warm process, a fork server): in its
+    own session, with a parent-death signal, one thread per pool, stdin and stdout piped to this process, stderr
+    discarded (what fails while loading fails again, reported, in the worker)."""
+    return subprocess.Popen(
+        list(command),
+        env={**os.environ, **_LOADER_ENV},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+    )
 
 
 def start_worker(

@@ -28,14 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from kubetune.local.processes import die_with_parent
+from kubetune.local.processes import start_loader
 
 if TYPE_CHECKING:
     from kubetune.api import TrainingJob
 
 WARM_COMMAND = (sys.executable, "-m", "kubetune_trainer.warm")
-# While waiting, a warm process runs one thread per pool: OpenMP and OpenBLAS size their pools from these when loaded.
-_WAITING_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def preloads(job: TrainingJob) -> tuple[str, ...]:
@@ -89,15 +87,7 @@ class WarmPool:
             self.loading.append(process)
 
     def _start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            self.command,
-            env={**os.environ, **_WAITING_ENV},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        process = start_loader(self.command)
         assert process.stdout is not None
         os.set_blocking(process.stdout.fileno(), False)
         return process
