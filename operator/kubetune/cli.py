@@ -263,13 +263,14 @@ def _start_method(asked: str | None, warm: int | None) -> str | None:
     if asked == "forkserver" and not forks.available():
         print("--start-method forkserver: needs Linux (a child subreaper); use warm or cold", file=sys.stderr)
         return None
-    return asked or ("forkserver" if forks.available() else "auto")
+    return asked or ("forkserver" if forks.available() else "warm")
 
 
 @contextlib.contextmanager
 def _loaded_workers(job: TrainingJob, method: str, size: int | None) -> Iterator[LoadedWorkers | None]:
     """Where ``kubetune run``'s built-in workers start from (None: cold, and always for a bring-your-own trainer):
-    the fork server, or warm processes (``auto``: for a study only, as many as :func:`warm_processes` says)."""
+    the fork server, or warm processes (``size`` of them; by default, for a study only, as many as
+    :func:`warm_processes` says)."""
     from kubetune.local.warm import WarmPool, preloads
 
     if not job.spec.trainer.builtin or method == "cold":

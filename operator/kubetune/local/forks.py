@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import select
@@ -44,6 +45,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
 
+@functools.cache
 def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -91,13 +93,13 @@ class ForkedProcess:
         if timeout is None:
             while self.returncode is None:
                 self._reap(0)
-        deadline = time.monotonic() + (timeout or 0.0)
-        while self.poll() is None:
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while (code := self.poll()) is None:
             if time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(f"forked worker {self.pid}", timeout or 0.0)
+                raise subprocess.TimeoutExpired(f"forked worker {self.pid}", timeout)
             time.sleep(0.01)
-        assert self.returncode is not None
-        return self.returncode
+        return code
 
     def _reap(self, flags: int) -> None:
         try:
@@ -126,14 +128,12 @@ class ForkServer:
         self.handed = 0  # workers started forked
         self.restarts = 0
         self.closed = False
-        self._loaded = False  # the server has said ``ready``
-        self._pending = b""  # what the server wrote after its last whole line
         self.server: subprocess.Popen[bytes] | None = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
         process = start_loader(self.command)
-        self._loaded = False
-        self._pending = b""
+        self._loaded = False  # the server has said ``ready``
+        self._pending = b""  # what the server wrote after its last whole line
         return process
 
     def take(self, env: Mapping[str, str], log: Path) -> ForkedProcess | None:
